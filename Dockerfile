@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# Targets: dev (watch mode, all dependencies) and prod (distroless, non-root, production dependencies only).
+# The prod image also carries the migrate command: run it with `src/migrate.ts up` as the command.
+
+FROM node:24-bookworm-slim AS base
+WORKDIR /app
+
+FROM base AS prod-deps
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM base AS dev
+ENV NODE_ENV=development
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+USER node
+EXPOSE 8080
+CMD ["node", "--watch", "src/server.ts"]
+
+FROM gcr.io/distroless/nodejs24-debian12:nonroot AS prod
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY src ./src
+COPY migrations ./migrations
+USER 65532:65532
+EXPOSE 8080
+# The base image's entrypoint is node; it runs as PID 1 and handles SIGTERM itself.
+CMD ["src/server.ts"]

@@ -1,0 +1,80 @@
+// Builds the Fastify application; the server entry point and the tests both start here.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyBaseLogger } from 'fastify'
+import { booksRoutes } from './books/routes.ts'
+import type { Config } from './config/config.ts'
+import type { Database } from './db/database.ts'
+import { healthRoutes } from './health/routes.ts'
+import { registerAuth } from './http/auth.ts'
+import { registerDrain } from './http/drain.ts'
+import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/errors.ts'
+import { registerLoadShedding } from './http/load-shedding.ts'
+import { trackRouteMethods } from './http/method-not-allowed.ts'
+import { registerOpenApi } from './http/openapi.ts'
+import { registerRateLimit } from './http/rate-limit.ts'
+import { registerBodyReadTimeout } from './http/read-timeout.ts'
+import { requestIdFor } from './http/request-id.ts'
+import { RequestLog } from './http/request-log.ts'
+import { registerCors, registerSecurityHeaders } from './http/security.ts'
+import { validatorCompiler } from './http/validation.ts'
+import type { Logger } from './logger.ts'
+import { registerHttpMetrics, registerHttpTracing } from './observability/http.ts'
+import type { Metrics } from './observability/metrics.ts'
+
+export interface AppDependencies {
+  config: Pick<Config, 'server' | 'docs' | 'metrics' | 'tracing' | 'books' | 'cors' | 'auth' | 'rateLimit'>
+  database: Database
+  logger: Logger
+  metrics: Metrics
+}
+
+export async function buildApp({ config, database, logger, metrics }: AppDependencies) {
+  const { server } = config
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new RequestLog(),
+    genReqId: requestIdFor,
+    bodyLimit: server.bodyLimit,
+    requestTimeout: server.readTimeoutMs,
+    // Node checks request timeouts on this interval (30 s by default), which would blur a short read timeout.
+    http: { connectionsCheckingInterval: Math.min(1000, server.readTimeoutMs) },
+    connectionTimeout: server.writeTimeoutMs,
+    keepAliveTimeout: server.idleTimeoutMs,
+    // Requests that arrive while draining are still served; readiness reports the drain instead.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    clientErrorHandler,
+    frameworkErrors,
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.setValidatorCompiler(validatorCompiler)
+  // JSON is the only media type the API accepts.
+  app.removeContentTypeParser('text/plain')
+  registerErrorHandling(app)
+  registerBodyReadTimeout(app, server.readTimeoutMs)
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  const drain = registerDrain(app)
+  registerSecurityHeaders(app)
+  await registerCors(app, config.cors.origins)
+  await registerAuth(app, config.auth)
+  await registerRateLimit(app, config.rateLimit)
+  await registerLoadShedding(app, server.loadShedEventLoopDelayMs)
+
+  // Tracing first, so that every later hook and the handlers run inside the request's span.
+  if (config.tracing.tracesUrl !== undefined) registerHttpTracing(app)
+
+  await registerOpenApi(app, { docs: config.docs.enabled })
+  // With CORS on, OPTIONS belongs to its preflight route.
+  const addMethodNotAllowedRoutes = trackRouteMethods(app, { answerOptions: config.cors.origins.length === 0 })
+  if (config.metrics.enabled) registerHttpMetrics(app, metrics)
+  await app.register(healthRoutes, { database, drain, metrics })
+  await app.register(booksRoutes, { prefix: '/v1/books', database, requireIfMatch: config.books.requireIfMatch })
+  await app.after()
+  addMethodNotAllowedRoutes()
+  return app
+}
+export type App = Awaited<ReturnType<typeof buildApp>>

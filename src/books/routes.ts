@@ -1,0 +1,269 @@
+// /v1/books: list, create, read, update, delete.
+
+import { createHash } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import type { Database } from '../db/database.ts'
+import { etagOf, matches, parsePrecondition } from '../http/conditional.ts'
+import { bearer } from '../http/openapi.ts'
+import { paginationLinks } from '../http/pagination.ts'
+import { HttpError } from '../http/problem.ts'
+import { emptyResponse, jsonResponse, problemResponses } from '../http/responses.ts'
+import { ERROR_MESSAGE } from '../http/validation.ts'
+import { createBooksRepository } from './repository.ts'
+import { Book, BookInput, BookParams, ListQuery } from './schemas.ts'
+
+const bookNotFound = () => new HttpError(404, 'book not found')
+
+const TRIMMED_FIELDS = ['title', 'author', 'image_url', 'description'] as const
+
+/** Surrounding white space is not content: "  Dune " is stored, and length-checked, as "Dune". */
+async function trimBody(request: FastifyRequest) {
+  const body = request.body
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return
+  const fields = body as Record<string, unknown>
+  for (const field of TRIMMED_FIELDS) {
+    const value = fields[field]
+    if (typeof value === 'string') fields[field] = value.trim()
+  }
+}
+
+/** A body-less POST or PUT has no JSON media type either: 415, like any other non-JSON body. */
+async function requireJsonBody(request: FastifyRequest) {
+  if (request.body === undefined) throw new HttpError(415, 'Content-Type must be application/json')
+}
+
+const ETAG = {
+  etag: { type: 'string', required: true, description: 'Strong entity tag of this version of the book' },
+} as const
+const LOCATION = {
+  location: { type: 'string', required: true, description: 'Path of the created book' },
+  ...ETAG,
+} as const
+const IfNoneMatch = Type.Object({
+  'if-none-match': Type.Optional(Type.String({ description: 'ETags the client has; 304 when one is current' })),
+})
+const IfMatch = Type.Object({
+  'if-match': Type.Optional(
+    Type.String({ description: 'Change only if the book is at one of these ETags (* for any); else 412' }),
+  ),
+})
+
+function expectedVersions(request: FastifyRequest, requireIfMatch: boolean): number[] | undefined {
+  const header = request.headers['if-match']
+  if (header === undefined && requireIfMatch) {
+    throw new HttpError(428, 'this request needs an If-Match header with the ETag of the book')
+  }
+  const precondition = parsePrecondition(header, { weak: false })
+  // `*` only needs the book to exist, which the write checks anyway.
+  return precondition?.kind === 'versions' ? precondition.versions : undefined
+}
+
+const IdempotencyKey = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7e]+$',
+      description: 'Makes a retried create safe: the same key and body replay the first answer for 24 hours',
+      [ERROR_MESSAGE]: 'Must be 1 to 255 visible ASCII characters',
+    }),
+  ),
+})
+const REPLAYED = {
+  'idempotent-replayed': { type: 'string', description: '"true" when this is the stored answer to an earlier request' },
+} as const
+
+/** A digest of the create request as validated (trimmed, defaults filled), independent of member order. */
+function requestHash(body: BookInput): string {
+  const canonical = JSON.stringify(Object.fromEntries(Object.entries(body).sort(([a], [b]) => a.localeCompare(b))))
+  return createHash('sha256').update(canonical).digest('hex')
+}
+
+// Keys belong to the token's subject; without authentication, to the client address.
+const callerOf = (request: FastifyRequest) =>
+  request.principal === undefined ? `ip:${request.ip}` : `sub:${request.principal.subject}`
+
+const IDEMPOTENCY_SWEEP_MS = 10 * 60_000
+
+const preconditionFailed = () => new HttpError(412, 'the book has changed since the ETag in If-Match; read it again')
+const PAGE_HEADERS = {
+  'x-total-count': { type: 'integer', required: true, description: 'Books matching the filters, on all pages' },
+  link: { type: 'string', required: true, description: 'RFC 8288 links: first, prev, next, last as they apply' },
+} as const
+
+export const booksRoutes: FastifyPluginAsyncTypebox<{ database: Database; requireIfMatch: boolean }> = async (
+  app,
+  { database, requireIfMatch },
+) => {
+  const books = createBooksRepository(database)
+
+  // Every replica sweeps; the DELETE is idempotent, and lookups ignore expired keys anyway.
+  let sweep: NodeJS.Timeout | undefined
+  app.addHook('onReady', async () => {
+    sweep = setInterval(() => {
+      books.deleteExpiredIdempotencyKeys().catch((error: unknown) => {
+        app.log.warn({ err: error }, 'could not delete expired idempotency keys')
+      })
+    }, IDEMPOTENCY_SWEEP_MS).unref()
+  })
+  app.addHook('onClose', async () => clearInterval(sweep))
+
+  app.get(
+    '/',
+    {
+      schema: {
+        operationId: 'listBooks',
+        security: bearer('books:read'),
+        summary: 'List books',
+        description: 'One page of books, filtered and sorted; ties are broken by id so pages never overlap.',
+        tags: ['books'],
+        querystring: ListQuery,
+        response: {
+          200: jsonResponse(Type.Array(Book), 'One page of books', PAGE_HEADERS),
+          ...problemResponses(401, 403, 422, 429, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { books: page, total } = await books.list(request.query)
+      reply.header('x-total-count', String(total))
+      reply.header('link', paginationLinks('/v1/books', request.query, total))
+      return page
+    },
+  )
+
+  app.post(
+    '/',
+    {
+      preValidation: [requireJsonBody, trimBody],
+      schema: {
+        operationId: 'createBook',
+        security: bearer('books:write'),
+        summary: 'Create a book',
+        tags: ['books'],
+        headers: IdempotencyKey,
+        body: BookInput,
+        response: {
+          201: jsonResponse(Book, 'The created book (or, with a reused Idempotency-Key, the first answer)', {
+            ...LOCATION,
+            ...REPLAYED,
+          }),
+          ...problemResponses(400, 401, 403, 408, 409, 413, 415, 422, 429, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const key = request.headers['idempotency-key']
+      if (key === undefined) {
+        const { book, version } = await books.create(request.body)
+        return reply.code(201).header('location', `/v1/books/${book.id}`).header('etag', etagOf(version)).send(book)
+      }
+      const result = await books.createOnce(request.body, {
+        caller: callerOf(request),
+        key,
+        requestHash: requestHash(request.body),
+      })
+      switch (result.outcome) {
+        case 'in_flight':
+          throw new HttpError(409, 'a request with this Idempotency-Key is still being processed; retry shortly', {
+            headers: { 'retry-after': '1' },
+          })
+        case 'key_reused':
+          throw new HttpError(422, 'request validation failed', {
+            errors: { 'idempotency-key': 'Was already used with a different request body' },
+          })
+        case 'replay':
+          return reply
+            .code(201)
+            .header('location', `/v1/books/${result.book.id}`)
+            .header('etag', result.etag)
+            .header('idempotent-replayed', 'true')
+            .send(result.book)
+        case 'created': {
+          const { book, version } = result.stored
+          return reply.code(201).header('location', `/v1/books/${book.id}`).header('etag', etagOf(version)).send(book)
+        }
+      }
+    },
+  )
+
+  app.get(
+    '/:id',
+    {
+      schema: {
+        operationId: 'getBook',
+        security: bearer('books:read'),
+        summary: 'Read a book',
+        tags: ['books'],
+        params: BookParams,
+        headers: IfNoneMatch,
+        response: {
+          200: jsonResponse(Book, 'The book', ETAG),
+          304: emptyResponse('The ETag in If-None-Match is current', ETAG),
+          ...problemResponses(400, 401, 403, 404, 429, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const stored = await books.findById(request.params.id)
+      if (stored === undefined) throw bookNotFound()
+      reply.header('etag', etagOf(stored.version))
+      const cached = parsePrecondition(request.headers['if-none-match'], { weak: true })
+      if (cached !== undefined && matches(cached, stored.version)) return reply.code(304).send(null)
+      return stored.book
+    },
+  )
+
+  app.put(
+    '/:id',
+    {
+      preValidation: [requireJsonBody, trimBody],
+      schema: {
+        operationId: 'replaceBook',
+        security: bearer('books:write'),
+        summary: 'Replace a book',
+        description: 'A full replace: optional fields left out return to their defaults.',
+        tags: ['books'],
+        params: BookParams,
+        headers: IfMatch,
+        body: BookInput,
+        response: {
+          200: jsonResponse(Book, 'The book as stored', ETAG),
+          ...problemResponses(400, 401, 403, 404, 408, 412, 413, 415, 422, 428, 429, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await books.update(request.params.id, request.body, expectedVersions(request, requireIfMatch))
+      if (result.outcome === 'not_found') throw bookNotFound()
+      if (result.outcome === 'version_mismatch') throw preconditionFailed()
+      return reply.header('etag', etagOf(result.value.version)).send(result.value.book)
+    },
+  )
+
+  app.delete(
+    '/:id',
+    {
+      schema: {
+        operationId: 'deleteBook',
+        security: bearer('books:write'),
+        summary: 'Delete a book',
+        tags: ['books'],
+        params: BookParams,
+        headers: IfMatch,
+        response: {
+          204: emptyResponse('The book was deleted'),
+          ...problemResponses(400, 401, 403, 404, 412, 428, 429, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await books.delete(request.params.id, expectedVersions(request, requireIfMatch))
+      if (result.outcome === 'not_found') throw bookNotFound()
+      if (result.outcome === 'version_mismatch') throw preconditionFailed()
+      return reply.code(204).send(null)
+    },
+  )
+}

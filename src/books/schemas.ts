@@ -1,0 +1,115 @@
+// The books API's shapes: what clients send, what they get back, and the list's query string.
+import { type Static, Type } from 'typebox'
+import { ERROR_MESSAGE, Nullable } from '../http/validation.ts'
+
+export const BOOK_STATUSES = ['pending', 'verified'] as const
+export const SORTS = ['created_at', '-created_at', 'published_date', '-published_date', 'title', '-title'] as const
+
+const Id = Type.String({ format: 'uuid', description: 'UUID v7, server-generated', [ERROR_MESSAGE]: 'Must be a UUID' })
+const Status = Type.Enum(BOOK_STATUSES, { description: 'Review state of the record' })
+
+// Text PostgreSQL can store as sent: no NUL and no lone UTF-16 surrogate (which would turn into U+FFFD).
+const TEXT_PATTERN = '^[^\\u0000\\uD800-\\uDFFF]*$'
+const TEXT_MESSAGE = 'Must be text without NUL characters or unpaired surrogates'
+// Titles are one line: no control characters either.
+const LINE_PATTERN = '^[^\\p{Cc}\\uD800-\\uDFFF]*$'
+
+// Letters of any script, combining marks, spaces, dots, apostrophes and hyphens.
+const AUTHOR_PATTERN = "^[\\p{L}\\p{M}][\\p{L}\\p{M} .'\\u2019-]*$"
+
+export const BookInput = Type.Object(
+  {
+    title: Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: LINE_PATTERN,
+      examples: ['The Hobbit'],
+      [ERROR_MESSAGE]: 'Must be a single line of text without control characters',
+    }),
+    author: Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: AUTHOR_PATTERN,
+      examples: ['J. R. R. Tolkien'],
+      [ERROR_MESSAGE]: 'Must contain only letters, spaces, dots, apostrophes and hyphens',
+    }),
+    published_date: Type.String({
+      format: 'date',
+      description: 'Calendar date, YYYY-MM-DD',
+      examples: ['1937-09-21'],
+      [ERROR_MESSAGE]: 'Must be a valid date',
+    }),
+    status: Type.Optional({ ...Status, default: 'pending' }),
+    image_url: Type.Optional(
+      Nullable(
+        Type.String({
+          maxLength: 2048,
+          format: 'uri',
+          pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+          examples: ['https://covers.example.org/hobbit.jpg'],
+          [ERROR_MESSAGE]: 'Must be an absolute http or https URL',
+        }),
+      ),
+    ),
+    description: Type.Optional(
+      Nullable(Type.String({ maxLength: 5000, pattern: TEXT_PATTERN, [ERROR_MESSAGE]: TEXT_MESSAGE })),
+    ),
+  },
+  { title: 'BookInput', additionalProperties: false },
+)
+export type BookInput = Static<typeof BookInput>
+
+export const Book = Type.Object(
+  {
+    id: Id,
+    title: Type.String(),
+    author: Type.String(),
+    published_date: Type.String({ format: 'date' }),
+    status: Status,
+    image_url: Nullable(Type.String()),
+    description: Nullable(Type.String()),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+  },
+  { title: 'Book', additionalProperties: false },
+)
+export type Book = Static<typeof Book>
+
+export const BookParams = Type.Object({ id: Id })
+
+export const ListQuery = Type.Object({
+  // Bounded so that the OFFSET stays a number PostgreSQL can take.
+  page: Type.Integer({
+    minimum: 1,
+    maximum: 1_000_000,
+    default: 1,
+    [ERROR_MESSAGE]: 'Must be an integer between 1 and 1000000',
+  }),
+  pageSize: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: 10,
+    [ERROR_MESSAGE]: 'Must be an integer between 1 and 100',
+  }),
+  sort: Type.Enum(SORTS, { default: '-created_at' }),
+  author: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: TEXT_PATTERN,
+      description: 'Exact author, any case',
+      [ERROR_MESSAGE]: TEXT_MESSAGE,
+    }),
+  ),
+  status: Type.Optional(Status),
+  q: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: TEXT_PATTERN,
+      description: 'Substring of the title, any case',
+      [ERROR_MESSAGE]: TEXT_MESSAGE,
+    }),
+  ),
+})
+export type ListQuery = Static<typeof ListQuery>

@@ -1,0 +1,28 @@
+// 405 with Allow for a known path asked with another method (Fastify would answer 404).
+import type { FastifyInstance } from 'fastify'
+import { HttpError } from './problem.ts'
+
+const METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']
+
+/** Call before routes are registered; the returned function adds the 405 routes once they all are. */
+export function trackRouteMethods(app: FastifyInstance, { answerOptions }: { answerOptions: boolean }): () => void {
+  const methodsByUrl = new Map<string, Set<string>>()
+  app.addHook('onRoute', (route) => {
+    const methods = methodsByUrl.get(route.url) ?? new Set<string>()
+    for (const method of [route.method].flat()) methods.add(method)
+    methodsByUrl.set(route.url, methods)
+  })
+
+  return () => {
+    for (const [url, methods] of [...methodsByUrl]) {
+      const allow = [...methods].sort().join(', ')
+      const others = METHODS.filter((method) => !methods.has(method) && (answerOptions || method !== 'OPTIONS'))
+      if (others.length === 0) continue
+      const reject = async () => {
+        throw new HttpError(405, `method not allowed; use ${allow}`, { headers: { allow } })
+      }
+      // Rejected in onRequest, before any body is read: its size, type or content cannot change the answer.
+      app.route({ method: others, url, schema: { hide: true }, onRequest: reject, handler: reject })
+    }
+  }
+}

@@ -1,0 +1,41 @@
+// One log line per request, with the fields of the Go service's request log, through Fastify's LogController.
+import { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
+
+function headerBytes(rawHeaders: readonly string[]): number {
+  let bytes = 0
+  for (const part of rawHeaders) bytes += Buffer.byteLength(part) + 2
+  return bytes
+}
+
+export class RequestLog extends LogController {
+  constructor() {
+    super({ requestIdLogLabel: 'request_id' })
+  }
+
+  // The single line is written when the response is done; nothing is logged on arrival.
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const raw = request.raw
+    const fields = {
+      received_time: new Date(Date.now() - reply.elapsedTime).toISOString(),
+      method: request.method,
+      url: request.url,
+      header_size: headerBytes(raw.rawHeaders),
+      body_size: Number(request.headers['content-length'] ?? 0),
+      agent: request.headers['user-agent'] ?? '',
+      referer: request.headers.referer ?? '',
+      proto: `HTTP/${raw.httpVersion}`,
+      remote_ip: request.ip,
+      server_ip: raw.socket?.localAddress ?? '',
+      status: reply.statusCode,
+      resp_body_size: Number(reply.getHeader('content-length') ?? 0),
+      latency: Number(reply.elapsedTime.toFixed(3)),
+    }
+    if (error) {
+      request.log.error({ ...fields, err: error }, 'request failed while responding')
+    } else {
+      request.log.info(fields, 'request')
+    }
+  }
+}

@@ -1,0 +1,30 @@
+// Response headers for a JSON API, and CORS for the origins the configuration allows.
+import cors from '@fastify/cors'
+import type { FastifyInstance } from 'fastify'
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+export function registerSecurityHeaders(app: FastifyInstance): void {
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('referrer-policy', 'no-referrer')
+    // The API's own answers are data, never a page to frame or run; /docs sets its own policy.
+    if (!reply.hasHeader('content-security-policy')) {
+      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
+    }
+    // Writes and errors must never be replayed from a cache.
+    if (WRITE_METHODS.has(request.method) || reply.statusCode >= 400) reply.header('cache-control', 'no-store')
+  })
+}
+
+/** CORS for exactly these origins; nothing is sent, and preflights are not answered, when the list is empty. */
+export async function registerCors(app: FastifyInstance, origins: readonly string[]): Promise<void> {
+  if (origins.length === 0) return
+  await app.register(cors, {
+    origin: [...origins],
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+    allowedHeaders: ['content-type', 'if-match', 'if-none-match', 'x-request-id', 'authorization', 'idempotency-key'],
+    exposedHeaders: ['etag', 'location', 'link', 'x-total-count', 'x-request-id', 'retry-after'],
+    maxAge: 600,
+  })
+}

@@ -1,0 +1,82 @@
+// Request validation: ajv compilers for Fastify, and ajv errors turned into one clear message per field.
+import { Ajv, type ErrorObject, type Options } from 'ajv'
+import addFormats from 'ajv-formats'
+import type { FastifySchemaCompiler } from 'fastify'
+import { type TSchema, Type } from 'typebox'
+
+/** Schema annotation: the message shown when a field breaks its pattern, format or range. */
+export const ERROR_MESSAGE = 'x-error-message'
+
+function createAjv(options: Options): Ajv {
+  const ajv = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: true, verbose: true, ...options })
+  addFormats.default(ajv, ['date', 'date-time', 'uri', 'uuid'])
+  ajv.addKeyword({ keyword: ERROR_MESSAGE, schemaType: 'string' })
+  return ajv
+}
+
+// Bodies are JSON and must already have the right types; query strings and paths are text and get coerced.
+const bodyAjv = createAjv({ coerceTypes: false })
+const textAjv = createAjv({ coerceTypes: 'array' })
+
+export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) =>
+  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema)
+
+/** A string that may also be null, as one JSON Schema type array (clean errors, clean OpenAPI). */
+export function Nullable<T extends TSchema & { type: string }>(schema: T) {
+  return Type.Unsafe<Type.Static<T> | null>({ ...schema, type: [schema.type, 'null'] })
+}
+
+const TYPE_NAMES: Record<string, string> = { object: 'a JSON object', null: 'null' }
+
+const CUSTOM_MESSAGE_KEYWORDS = new Set(['pattern', 'format', 'minimum', 'maximum', 'enum'])
+
+function describe(error: ErrorObject): string {
+  const custom = (error.parentSchema as Record<string, unknown> | undefined)?.[ERROR_MESSAGE]
+  if (typeof custom === 'string' && CUSTOM_MESSAGE_KEYWORDS.has(error.keyword)) return custom
+  const { params } = error
+  switch (error.keyword) {
+    case 'required':
+      return 'This field is required'
+    case 'additionalProperties':
+      return 'Unknown field'
+    case 'type': {
+      const types = [params.type].flat().map((type) => TYPE_NAMES[type] ?? withArticle(type))
+      return `Must be ${types.join(' or ')}`
+    }
+    case 'minLength':
+      return params.limit === 1 ? 'Must not be empty' : `Must be at least ${params.limit} characters`
+    case 'maxLength':
+      return `Must be at most ${params.limit} characters`
+    case 'enum':
+      return `Must be one of: ${(params.allowedValues as unknown[]).join(', ')}`
+    case 'format':
+      return params.format === 'date' ? 'Must be a valid date' : `Must be a valid ${params.format}`
+    case 'minimum':
+      return `Must be greater than or equal to ${params.limit}`
+    case 'maximum':
+      return `Must be less than or equal to ${params.limit}`
+    default:
+      return 'Is invalid'
+  }
+}
+
+function withArticle(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`
+}
+
+/** One message per field, the first failure of each; problems with the whole value go under `rootName`. */
+export function fieldErrors(errors: readonly ErrorObject[], rootName: string): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (const error of errors) {
+    let field = error.instancePath.split('/').slice(1).join('.')
+    if (error.keyword === 'required') field = joinPath(field, error.params.missingProperty as string)
+    if (error.keyword === 'additionalProperties') field = joinPath(field, error.params.additionalProperty as string)
+    field ||= rootName
+    fields[field] ??= describe(error)
+  }
+  return fields
+}
+
+function joinPath(parent: string, child: string): string {
+  return parent === '' ? child : `${parent}.${child}`
+}

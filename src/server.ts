@@ -1,0 +1,102 @@
+// Entry point: parse config, open the database, serve until SIGTERM/SIGINT, then drain and exit.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { buildApp } from './app.ts'
+import { ConfigError, describeConfig, parseConfig, readEnvironment } from './config/config.ts'
+import { openDatabase } from './db/database.ts'
+import { isDatabaseUnavailable } from './db/errors.ts'
+import { createMigrator } from './db/migrator.ts'
+import { createLogger } from './logger.ts'
+import { createMetrics } from './observability/metrics.ts'
+import { startTracing } from './observability/tracing.ts'
+
+/**
+ * Runs the start-up database step, waiting with capped exponential backoff while the database is unavailable,
+ * so that a replica started before its database waits instead of crash-looping. SIGTERM still stops it.
+ */
+async function untilDatabaseAnswers(logger: ReturnType<typeof createLogger>, step: () => Promise<void>) {
+  const stop = () => process.exit(0)
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await step()
+        return
+      } catch (error) {
+        if (!isDatabaseUnavailable(error)) throw error
+        const delayMs = Math.min(5000, 250 * 2 ** attempt)
+        logger.warn({ err: error, attempt, retry_in_ms: delayMs }, 'database not reachable at start-up; waiting')
+        await sleep(delayMs)
+      }
+    }
+  } finally {
+    process.off('SIGTERM', stop)
+    process.off('SIGINT', stop)
+  }
+}
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof parseConfig>
+  try {
+    config = parseConfig(readEnvironment())
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    createLogger('info').fatal({ problems: error.problems }, error.message)
+    process.exit(78) // EX_CONFIG
+  }
+  const logger = createLogger(config.log.level)
+  logger.info({ config: describeConfig(config) }, 'starting')
+
+  const metrics = createMetrics()
+  const tracing = startTracing(config.tracing)
+  const database = await openDatabase(config.database, logger, { metrics, traced: tracing !== undefined })
+  const migrator = createMigrator(database)
+  await untilDatabaseAnswers(logger, async () => {
+    if (config.database.kind === 'embedded' || config.database.migrateOnStart) {
+      const applied = await migrator.up()
+      if (applied.length > 0) logger.info({ applied }, 'migrations applied')
+    } else {
+      const pending = await migrator.pending()
+      if (pending.length > 0) {
+        logger.warn(
+          { pending },
+          'migrations are pending: run "npm run migrate -- up" (or set DB_MIGRATE_ON_START=true)',
+        )
+      }
+    }
+  })
+
+  const app = await buildApp({ config, database, logger, metrics })
+  await app.listen({ host: config.server.host, port: config.server.port })
+
+  let stopping = false
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) return
+    stopping = true
+    const { shutdownDelayMs, shutdownTimeoutMs } = config.server
+    app.drain.begin()
+    if (shutdownDelayMs > 0) {
+      logger.info({ signal, delay_ms: shutdownDelayMs }, 'shutting down: not ready, still serving')
+      await sleep(shutdownDelayMs)
+    }
+    logger.info({ signal, grace_ms: shutdownTimeoutMs }, 'shutting down: draining in-flight requests')
+    const deadline = setTimeout(() => {
+      logger.error('grace period over; closing the remaining connections')
+      app.server.closeAllConnections()
+      process.exit(1)
+    }, shutdownTimeoutMs)
+    await app.close()
+    await database.close()
+    await tracing?.shutdown()
+    clearTimeout(deadline)
+    logger.info('stopped')
+    process.exit(0)
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+main().catch((error: unknown) => {
+  createLogger('info').fatal({ err: error }, 'start-up failed')
+  process.exit(1)
+})

@@ -1,0 +1,118 @@
+// The production image, built and run with podman: migrate in a container, serve from a read-only root
+// filesystem as uid 65532, and stop on SIGTERM with exit code 0.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
+import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from '../helpers/postgres-server.ts'
+import { bodyOf, jsonRequest } from '../helpers/service.ts'
+import { freePort, programMissing } from '../helpers/tools.ts'
+
+const run = promisify(execFile)
+const ROOT = new URL('../../', import.meta.url).pathname
+// This machine reaches no registry: ../shared/container provides podman settings and stand-in base images.
+const SHARED = new URL('../../../shared/container/', import.meta.url).pathname
+const IMAGE = 'localhost/myapp:test'
+const NAME = `myapp-test-${process.pid}`
+
+function podman(args: string[], timeout = 300_000) {
+  const env = existsSync(SHARED)
+    ? { ...process.env, CONTAINERS_CONF: `${SHARED}containers.conf`, CONTAINERS_STORAGE_CONF: `${SHARED}storage.conf` }
+    : process.env
+  return run('podman', args, { cwd: ROOT, env, timeout, maxBuffer: 64 * 1024 * 1024 })
+}
+
+const skip = programMissing('/usr/bin/podman', 'apt-get install podman') || (await postgresServerUnavailable()) || false
+
+describe('the production image', { skip }, () => {
+  let database: ServerDatabase
+  let port: number
+  let base: string
+  before(async () => {
+    if (existsSync(SHARED)) await run('bash', [`${SHARED}standin-images.sh`], { timeout: 300_000 })
+    await podman(['build', '--pull=never', '--target', 'prod', '-t', IMAGE, '-f', 'Dockerfile', '.'], 600_000)
+    database = await createServerDatabase()
+    port = await freePort()
+    base = `http://127.0.0.1:${port}`
+  })
+  after(async () => {
+    await podman(['rm', '-f', NAME]).catch(() => {})
+    await database?.drop()
+  })
+
+  it('when built, then it is small over its base and runs as uid 65532', async (t) => {
+    const { stdout: user } = await podman(['image', 'inspect', IMAGE, '--format', '{{.Config.User}}'])
+    assert.equal(user.trim(), '65532:65532')
+    const { stdout: history } = await podman(['history', IMAGE, '--format', '{{.Size}}\t{{.CreatedBy}}'])
+    t.diagnostic(`layers:\n${history.trim()}`)
+    const { stdout: size } = await podman(['image', 'inspect', IMAGE, '--format', '{{.Size}}'])
+    t.diagnostic(`image size: ${(Number(size) / 1e6).toFixed(1)} MB`)
+    assert.ok(Number(size) > 0)
+  })
+
+  it('when the migrate command runs in a container, then the schema is applied', async () => {
+    const { stdout } = await podman([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      '-e',
+      `DATABASE_URL=${database.url}`,
+      IMAGE,
+      'src/migrate.ts',
+      'up',
+    ])
+    assert.match(stdout, /OK\s+00001_create_books\.sql/)
+  })
+
+  it('when served read-only, then books can be created, read, listed, updated and deleted', async () => {
+    await podman([
+      'run',
+      '-d',
+      '--name',
+      NAME,
+      '--network',
+      'host',
+      '--read-only',
+      '-e',
+      `DATABASE_URL=${database.url}`,
+      '-e',
+      `SERVER_PORT=${port}`,
+      '-e',
+      'SERVER_HOST=127.0.0.1',
+      IMAGE,
+    ])
+    let ready = false
+    for (let attempt = 0; attempt < 100 && !ready; attempt++) {
+      ready = await fetch(`${base}/readyz`).then(
+        (response) => response.ok,
+        () => false,
+      )
+      if (!ready) await sleep(200)
+    }
+    assert.ok(ready, 'the container became ready')
+    const { stdout: uid } = await podman(['exec', NAME, '/nodejs/bin/node', '-e', 'console.log(process.getuid())'])
+    assert.equal(uid.trim(), '65532')
+
+    const book = { title: 'Kindred', author: 'Octavia E. Butler', published_date: '1979-06-01' }
+    const created = await fetch(`${base}/v1/books`, jsonRequest('POST', book))
+    assert.equal(created.status, 201)
+    const { id } = await bodyOf(created)
+    assert.equal((await bodyOf(await fetch(`${base}/v1/books/${id}`))).title, 'Kindred')
+    assert.equal((await fetch(`${base}/v1/books`)).headers.get('x-total-count'), '1')
+    const updated = await fetch(`${base}/v1/books/${id}`, jsonRequest('PUT', { ...book, status: 'verified' }))
+    assert.equal((await bodyOf(updated)).status, 'verified')
+    assert.equal((await fetch(`${base}/v1/books/${id}`, { method: 'DELETE' })).status, 204)
+  })
+
+  it('when stopped with SIGTERM, then it exits 0 within 10 s', async () => {
+    const started = performance.now()
+    await podman(['stop', '-t', '10', NAME])
+    const elapsed = performance.now() - started
+    const { stdout: code } = await podman(['inspect', NAME, '--format', '{{.State.ExitCode}}'])
+    assert.equal(code.trim(), '0')
+    assert.ok(elapsed < 10_000, `stopped after ${elapsed.toFixed(0)} ms`)
+  })
+})

@@ -1,0 +1,100 @@
+// Starts the real app on a random port against a fresh database of either backend, with its logs captured.
+import type { AddressInfo } from 'node:net'
+import { type App, buildApp } from '../../src/app.ts'
+import { parseConfig } from '../../src/config/config.ts'
+import { type Database, openDatabase } from '../../src/db/database.ts'
+import { createMigrator } from '../../src/db/migrator.ts'
+import { createLogger } from '../../src/logger.ts'
+import { createMetrics } from '../../src/observability/metrics.ts'
+import { startTracing, type Tracing } from '../../src/observability/tracing.ts'
+import { assertConformsToContract } from './contract.ts'
+import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from './postgres-server.ts'
+
+export const BACKENDS = ['postgres', 'embedded'] as const
+export type Backend = (typeof BACKENDS)[number]
+
+export type LogRecord = Record<string, unknown> & { level: string; message?: string }
+
+/** The reason to skip tests of this backend here, or undefined to run them. */
+export async function skipReason(backend: Backend): Promise<string | false> {
+  return backend === 'postgres' ? ((await postgresServerUnavailable()) ?? false) : false
+}
+
+export interface TestService {
+  backend: Backend
+  baseUrl: string
+  app: App
+  database: Database
+  /** The PostgreSQL server database behind the service (postgres backend only). */
+  serverDatabase: ServerDatabase | undefined
+  logs: LogRecord[]
+  /** Set when the env configured an OTLP endpoint. */
+  tracing: Tracing | undefined
+  /** fetch() against the service; every response is checked against the OpenAPI document. */
+  fetch(path: string, init?: RequestInit): Promise<Response>
+  close(): Promise<void>
+}
+
+export async function startService(backend: Backend, env: Record<string, string> = {}): Promise<TestService> {
+  const serverDatabase = backend === 'postgres' ? await createServerDatabase() : undefined
+  const config = parseConfig({
+    SERVER_HOST: '127.0.0.1',
+    SERVER_PORT: '0',
+    // Tests come from one address in bursts; the rate-limit tests set their own limit.
+    RATE_LIMIT_MAX: '0',
+    // Several services share this process, and starting one stalls the loop: shedding is tested on its own.
+    LOAD_SHED_EVENT_LOOP_DELAY: '0',
+    ...(serverDatabase === undefined ? { DB_EMBEDDED_PATH: 'memory://' } : { DATABASE_URL: serverDatabase.url }),
+    ...env,
+  })
+  const logs: LogRecord[] = []
+  const logger = createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line)) })
+  const metrics = createMetrics()
+  const tracing = startTracing(config.tracing)
+  const database = await openDatabase(config.database, logger, {
+    metrics,
+    traced: config.tracing.tracesUrl !== undefined,
+  })
+  await createMigrator(database).up()
+  const app = await buildApp({ config, database, logger, metrics })
+  await app.listen({ host: config.server.host, port: config.server.port })
+  const { port } = app.server.address() as AddressInfo
+  const baseUrl = `http://127.0.0.1:${port}`
+
+  return {
+    backend,
+    baseUrl,
+    app,
+    database,
+    serverDatabase,
+    logs,
+    tracing,
+    async fetch(path, init) {
+      const response = await fetch(`${baseUrl}${path}`, init)
+      await assertConformsToContract(init?.method ?? 'GET', path, response)
+      return response
+    },
+    async close() {
+      await app.close()
+      await database.close()
+      await tracing?.shutdown()
+      await serverDatabase?.drop()
+    },
+  }
+}
+
+// Tests check response bodies field by field; an untyped JSON value keeps those checks short.
+// biome-ignore lint/suspicious/noExplicitAny: JSON of any shape, asserted on by the caller
+export type Json = any
+
+export function bodyOf(response: Response): Promise<Json> {
+  return response.json()
+}
+
+export function jsonRequest(method: string, body: unknown, headers: Record<string, string> = {}): RequestInit {
+  return {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  }
+}

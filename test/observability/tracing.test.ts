@@ -1,0 +1,113 @@
+// Traces: a request carrying traceparent yields a SERVER span in that trace with a PostgreSQL CLIENT child,
+// exported over OTLP/HTTP to a receiver on 127.0.0.1; its log lines carry the trace id.
+import assert from 'node:assert/strict'
+import { createServer, type Server } from 'node:http'
+import { describe, it } from 'node:test'
+import { BACKENDS, skipReason, startService } from '../helpers/service.ts'
+
+interface ExportedSpan {
+  traceId: string
+  spanId: string
+  parentSpanId?: string
+  name: string
+  kind: number
+  attributes: { key: string; value: Record<string, unknown> }[]
+}
+
+/** A minimal OTLP/HTTP JSON receiver collecting every span it is sent. */
+async function otlpReceiver(): Promise<{ url: string; spans: ExportedSpan[]; contentTypes: string[]; server: Server }> {
+  const spans: ExportedSpan[] = []
+  const contentTypes: string[] = []
+  const server = createServer((request, response) => {
+    let body = ''
+    request.on('data', (chunk) => {
+      body += chunk
+    })
+    request.on('end', () => {
+      contentTypes.push(String(request.headers['content-type']))
+      if (request.url === '/v1/traces') {
+        const payload = JSON.parse(body) as {
+          resourceSpans: { scopeSpans: { spans: ExportedSpan[] }[] }[]
+        }
+        for (const resource of payload.resourceSpans) {
+          for (const scope of resource.scopeSpans) spans.push(...scope.spans)
+        }
+      }
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return { url: `http://127.0.0.1:${port}`, spans, contentTypes, server }
+}
+
+const attribute = (span: ExportedSpan, key: string) => {
+  const value = span.attributes.find((candidate) => candidate.key === key)?.value
+  return value === undefined ? undefined : Object.values(value)[0]
+}
+
+// Tests run one after another: the tracer provider is global to the process.
+for (const backend of BACKENDS) {
+  describe(`tracing on ${backend}`, { skip: await skipReason(backend) }, () => {
+    it('when a traced request reads a book, then a server span and a PostgreSQL child span are exported', async () => {
+      const receiver = await otlpReceiver()
+      const service = await startService(backend, {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_SERVICE_NAME: 'myapp-test',
+      })
+      try {
+        const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
+        const callerSpanId = '00f067aa0ba902b7'
+        const response = await service.fetch('/v1/books/01900000-0000-7000-8000-000000000000', {
+          headers: { traceparent: `00-${traceId}-${callerSpanId}-01`, 'x-request-id': `traced-${backend}` },
+        })
+        assert.equal(response.status, 404)
+        await service.tracing?.forceFlush()
+
+        assert.match(receiver.contentTypes[0] ?? '', /^application\/json/)
+        const inTrace = receiver.spans.filter((span) => span.traceId === traceId)
+        const server = inTrace.find((span) => span.kind === 2)
+        assert.ok(server, `a SERVER span in trace ${traceId}: ${JSON.stringify(receiver.spans.map((s) => s.name))}`)
+        assert.equal(server.name, 'GET /v1/books/:id')
+        assert.equal(server.parentSpanId, callerSpanId)
+        assert.equal(attribute(server, 'http.route'), '/v1/books/:id')
+        assert.equal(attribute(server, 'http.request.method'), 'GET')
+        assert.equal(Number(attribute(server, 'http.response.status_code')), 404)
+
+        const query = inTrace.find((span) => span.kind === 3)
+        assert.ok(query, 'a CLIENT span for the query')
+        assert.equal(query.parentSpanId, server.spanId)
+        assert.equal(query.name, `SELECT ${backend === 'postgres' ? service.serverDatabase?.name : 'postgres'}`)
+        assert.equal(attribute(query, 'db.system.name'), 'postgresql')
+        assert.match(String(attribute(query, 'db.query.text')), /^SELECT .* FROM books WHERE id = \$1$/)
+
+        const lines = service.logs.filter((line) => line.request_id === `traced-${backend}`)
+        assert.ok(lines.length >= 1)
+        for (const line of lines) {
+          assert.equal(line.trace_id, traceId, `${line.message} carries the trace id`)
+          assert.match(String(line.span_id), /^[0-9a-f]{16}$/)
+        }
+      } finally {
+        await service.close()
+        receiver.server.close()
+      }
+    })
+  })
+}
+
+describe('tracing off', () => {
+  it('when no endpoint is configured, then nothing is traced and log lines have no trace ids', async () => {
+    const service = await startService('embedded')
+    try {
+      assert.equal(service.tracing, undefined)
+      await service.fetch('/livez', {
+        headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x-request-id': 'untraced' },
+      })
+      const line = service.logs.find((candidate) => candidate.request_id === 'untraced')
+      assert.ok(line)
+      assert.equal(line.trace_id, undefined)
+    } finally {
+      await service.close()
+    }
+  })
+})
