@@ -62,7 +62,7 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   await registerCors(app, config.cors.origins)
   await registerAuth(app, config.auth)
   await registerRateLimit(app, config.rateLimit)
-  await registerLoadShedding(app, server.loadShedEventLoopDelayMs)
+  registerLoadShedding(app, server.loadShedEventLoopDelayMs)
 
   // Tracing first, so that every later hook and the handlers run inside the request's span.
   if (config.tracing.tracesUrl !== undefined) registerHttpTracing(app)
