@@ -82,13 +82,50 @@ export type CreateOnceOutcome =
   | { outcome: 'key_reused' }
 
 async function insertBook(db: Queryable, input: BookInput): Promise<StoredBook> {
-  const [row] = await db.query<BookRow>(
-    `INSERT INTO books (id, created_at, updated_at, title, author, published_date, status, image_url, description)
+  const [row] = await db.query<BookRow>(BOOK_SQL.insert, [uuidv7(), ...inputValues(input)])
+  return toStoredBook(row as BookRow)
+}
+
+/** The fixed statements; exported so that the benchmark (bench/) runs exactly these. */
+export const BOOK_SQL = {
+  findById: `SELECT ${COLUMNS} FROM books WHERE id = $1`,
+  insert: `INSERT INTO books (id, created_at, updated_at, title, author, published_date, status, image_url, description)
      VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7)
      RETURNING ${COLUMNS}`,
-    [uuidv7(), ...inputValues(input)],
-  )
-  return toStoredBook(row as BookRow)
+  // greatest(): updated_at moves forward on every update, even within one clock tick.
+  update: `UPDATE books
+     SET title = $2, author = $3, published_date = $4, status = $5, image_url = $6, description = $7,
+         version = version + 1, updated_at = greatest(now(), updated_at + interval '1 millisecond')
+     WHERE id = $1 AND ($8::int[] IS NULL OR version = ANY($8::int[]))
+     RETURNING ${COLUMNS}`,
+} as const
+
+export interface Statement {
+  text: string
+  values: unknown[]
+}
+
+/** The two statements behind a list: one page of matching books, and how many match in all. */
+export function listStatements(query: ListQuery): { page: Statement; count: Statement } {
+  const conditions: string[] = []
+  const params: unknown[] = []
+  const where = (condition: (placeholder: string) => string, value: unknown) => {
+    params.push(value)
+    conditions.push(condition(`$${params.length}`))
+  }
+  if (query.author !== undefined) where((p) => `lower(author) = lower(${p})`, query.author)
+  if (query.status !== undefined) where((p) => `status = ${p}`, query.status)
+  if (query.q !== undefined) where((p) => `title ILIKE '%' || ${p} || '%'`, escapeLike(query.q))
+  const whereClause = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`
+  return {
+    page: {
+      text: `SELECT ${COLUMNS} FROM books ${whereClause}
+           ORDER BY ${ORDER_BY[query.sort]}
+           LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+      values: [...params, query.pageSize, (query.page - 1) * query.pageSize],
+    },
+    count: { text: `SELECT count(*)::int AS total FROM books ${whereClause}`, values: params },
+  }
 }
 
 function escapeLike(text: string): string {
@@ -98,7 +135,7 @@ function escapeLike(text: string): string {
 export function createBooksRepository(db: Database) {
   return {
     async findById(id: string): Promise<StoredBook | undefined> {
-      const [row] = await db.query<BookRow>(`SELECT ${COLUMNS} FROM books WHERE id = $1`, [id])
+      const [row] = await db.query<BookRow>(BOOK_SQL.findById, [id])
       return row && toStoredBook(row)
     },
 
@@ -154,15 +191,7 @@ export function createBooksRepository(db: Database) {
      * at one of them, checked in the same statement, so of two racing writers exactly one wins.
      */
     async update(id: string, input: BookInput, expectedVersions?: number[]): Promise<WriteOutcome<StoredBook>> {
-      // greatest(): updated_at moves forward on every update, even within one clock tick.
-      const [row] = await db.query<BookRow>(
-        `UPDATE books
-         SET title = $2, author = $3, published_date = $4, status = $5, image_url = $6, description = $7,
-             version = version + 1, updated_at = greatest(now(), updated_at + interval '1 millisecond')
-         WHERE id = $1 AND ($8::int[] IS NULL OR version = ANY($8::int[]))
-         RETURNING ${COLUMNS}`,
-        [id, ...inputValues(input), expectedVersions ?? null],
-      )
+      const [row] = await db.query<BookRow>(BOOK_SQL.update, [id, ...inputValues(input), expectedVersions ?? null])
       return row ? { outcome: 'done', value: toStoredBook(row) } : this.missOutcome(id)
     },
 
@@ -182,26 +211,10 @@ export function createBooksRepository(db: Database) {
 
     /** One page of books matching the filters, and how many match in all. */
     async list(query: ListQuery): Promise<{ books: Book[]; total: number }> {
-      const conditions: string[] = []
-      const params: unknown[] = []
-      const where = (condition: (placeholder: string) => string, value: unknown) => {
-        params.push(value)
-        conditions.push(condition(`$${params.length}`))
-      }
-      if (query.author !== undefined) where((p) => `lower(author) = lower(${p})`, query.author)
-      if (query.status !== undefined) where((p) => `status = ${p}`, query.status)
-      if (query.q !== undefined) where((p) => `title ILIKE '%' || ${p} || '%'`, escapeLike(query.q))
-      const whereClause = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`
-
-      const pageParams = [...params, query.pageSize, (query.page - 1) * query.pageSize]
+      const { page, count: total } = listStatements(query)
       const [rows, [count]] = await Promise.all([
-        db.query<BookRow>(
-          `SELECT ${COLUMNS} FROM books ${whereClause}
-           ORDER BY ${ORDER_BY[query.sort]}
-           LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
-          pageParams,
-        ),
-        db.query<{ total: number }>(`SELECT count(*)::int AS total FROM books ${whereClause}`, params),
+        db.query<BookRow>(page.text, page.values),
+        db.query<{ total: number }>(total.text, total.values),
       ])
       return { books: rows.map(toBook), total: count?.total ?? 0 }
     },

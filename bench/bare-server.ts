@@ -1,0 +1,94 @@
+// The benchmark's ceiling for Node.js: a bare node:http server that runs the service's own statements through
+// the same driver (postgres.js, same pool size, prepared statements) and writes the rows as JSON. No framework,
+// no validation, no logging, no metrics: whatever the service does beyond this is its cost.
+//
+//   DATABASE_URL=postgres://… PORT=8081 DB_POOL_MAX=10 node bench/bare-server.ts
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import postgres from 'postgres'
+import { v7 as uuidv7 } from 'uuid'
+import { BOOK_SQL, listStatements } from '../src/books/repository.ts'
+
+const DATE_OID = 1082
+const sql = postgres(process.env.DATABASE_URL as string, {
+  max: Number(process.env.DB_POOL_MAX ?? 10),
+  prepare: true,
+  types: { calendarDate: { to: DATE_OID, from: [DATE_OID], serialize: String, parse: (text: string) => text } },
+  onnotice: () => {},
+})
+
+const BOOK_PATH = /^\/v1\/books\/([0-9a-f-]{36})$/
+
+function send(response: ServerResponse, status: number, body?: unknown) {
+  const text = body === undefined ? '' : JSON.stringify(body)
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  response.end(text)
+}
+
+async function readJson(request: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = []
+  for await (const chunk of request) chunks.push(chunk as Buffer)
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+}
+
+const inputValues = (body: Record<string, unknown>) => [
+  body.title,
+  body.author,
+  body.published_date,
+  body.status ?? 'pending',
+  body.image_url ?? null,
+  body.description ?? null,
+]
+
+async function handle(request: IncomingMessage, response: ServerResponse) {
+  const url = request.url ?? '/'
+  if (url === '/hello') return send(response, 200, { status: 'ok' })
+  if (url === '/readyz') {
+    await sql`SELECT 1`
+    return send(response, 200, { status: 'ok' })
+  }
+  const match = BOOK_PATH.exec(url)
+  if (match !== null && request.method === 'GET') {
+    const [row] = await sql.unsafe(BOOK_SQL.findById, [match[1] as string], { prepare: true })
+    return row === undefined ? send(response, 404) : send(response, 200, row)
+  }
+  if (match !== null && request.method === 'PUT') {
+    const values = [match[1], ...inputValues(await readJson(request)), null] as never[]
+    const [row] = await sql.unsafe(BOOK_SQL.update, values, { prepare: true })
+    return row === undefined ? send(response, 404) : send(response, 200, row)
+  }
+  if (url.startsWith('/v1/books') && request.method === 'GET') {
+    const params = new URL(url, 'http://bare').searchParams
+    const { page, count } = listStatements({
+      page: 1,
+      pageSize: 10,
+      sort: (params.get('sort') ?? '-created_at') as never,
+      author: params.get('author') ?? undefined,
+    })
+    const [rows, [total]] = await Promise.all([
+      sql.unsafe(page.text, page.values as never[], { prepare: true }),
+      sql.unsafe(count.text, count.values as never[], { prepare: true }),
+    ])
+    response.setHeader('x-total-count', String(total?.total ?? 0))
+    return send(response, 200, rows)
+  }
+  if (url === '/v1/books' && request.method === 'POST') {
+    const values = [uuidv7(), ...inputValues(await readJson(request))] as never[]
+    const [row] = await sql.unsafe(BOOK_SQL.insert, values, { prepare: true })
+    return send(response, 201, row)
+  }
+  send(response, 404)
+}
+
+const server = createServer((request, response) => {
+  handle(request, response).catch((error: unknown) => {
+    console.error(error)
+    if (!response.headersSent) send(response, 500)
+  })
+})
+server.keepAliveTimeout = 65_000
+server.listen(Number(process.env.PORT ?? 8081), '127.0.0.1')
+process.on('SIGTERM', () => {
+  server.close()
+  server.closeAllConnections()
+  void sql.end({ timeout: 1 }).then(() => process.exit(0))
+})

@@ -1,0 +1,56 @@
+// pgbench scripts made from the service's own statements (src/books/repository.ts), so the database's ceiling is
+// measured on exactly the SQL the service sends. A parameter becomes a pgbench variable or a literal; where the
+// service computes a value (a book's id, a UUIDv7) the script computes an equivalent in SQL, which if anything
+// makes pgbench's side slightly dearer.
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { BOOK_SQL, listStatements } from '../src/books/repository.ts'
+
+/** Book n of bench/seed.sql. */
+const SEEDED_ID = "('00000000-0000-7000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid"
+/** A time-ordered id like the service's UUIDv7: milliseconds first, random rest. */
+const TIME_ORDERED_ID =
+  "(substr(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0'), 1, 8) || '-' || " +
+  "substr(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0'), 9, 4) || " +
+  'substr(gen_random_uuid()::text, 14))::uuid'
+
+/** Author k of bench/seed.sql. */
+const SEEDED_AUTHOR = "('Author ' || chr(65 + :k::int % 26) || chr(97 + :k::int / 26 % 26) || chr(97 + :k::int / 676))"
+
+const quote = (value: unknown) => (value === null ? 'NULL' : `'${String(value).replaceAll("'", "''")}'`)
+// The body the load generator sends for creates and updates (bench/scenario.lua), as statement values.
+const INPUT = ['A benchmark book', 'Author 1', '2001-02-03', 'pending', null, 'Written by the load generator.'].map(
+  quote,
+)
+
+/** The statement with each $n replaced by the given SQL expression, one line, ended by ';'. */
+function bind(text: string, values: string[]): string {
+  const bound = text.replace(/\$(\d+)/g, (_, index: string) => values[Number(index) - 1] as string)
+  return `${bound.replace(/\s+/g, ' ').trim()};`
+}
+
+export function pgbenchScripts(folder: string, books: number): Record<string, string[]> {
+  const pickBook = `\\set n random(1, ${books})`
+  const listDefault = listStatements({ page: 1, pageSize: 10, sort: '-created_at' })
+  const listFiltered = listStatements({ page: 1, pageSize: 10, sort: 'title', author: 'Author Aaa' })
+  const scripts: Record<string, string> = {
+    read: [pickBook, bind(BOOK_SQL.findById, [SEEDED_ID])].join('\n'),
+    list: [bind(listDefault.page.text, ['10', '0']), bind(listDefault.count.text, [])].join('\n'),
+    'list-filter': [
+      '\\set k random(0, 999)',
+      bind(listFiltered.page.text, [SEEDED_AUTHOR, '10', '0']),
+      bind(listFiltered.count.text, [SEEDED_AUTHOR]),
+    ].join('\n'),
+    create: bind(BOOK_SQL.insert, [TIME_ORDERED_ID, ...INPUT]),
+    update: [pickBook, bind(BOOK_SQL.update, [SEEDED_ID, ...INPUT, 'NULL'])].join('\n'),
+  }
+  const files: Record<string, string[]> = {}
+  for (const [name, text] of Object.entries(scripts)) {
+    const file = join(folder, `${name}.pgbench.sql`)
+    writeFileSync(file, `${text}\n`)
+    files[name] = [file]
+  }
+  // 90 % reads, 10 % updates, like the wrk mix.
+  files.mix = [`${files.read?.[0]}@9`, `${files.update?.[0]}@1`]
+  return files
+}

@@ -1,0 +1,353 @@
+// npm run bench: the service against its limits, in one run on one machine.
+//
+// A fresh PostgreSQL database seeded with 100,000 books; the service started in production mode; each scenario
+// driven by wrk at fixed connections, next to the baselines measured in the same run: pgbench on the same
+// statements (the database's ceiling), a bare node:http server on the same driver (Node's ceiling), and a bare
+// hello for the framework's tax. Writes bench/results/<time>.json and .md and prints the table.
+//
+//   BENCH_DATABASE_URL  admin connection (default postgres://postgres@127.0.0.1:5432/postgres)
+//   BENCH_SECONDS       measured seconds per run (default 10); BENCH_WARMUP_SECONDS (default 3)
+//   BENCH_CONNECTIONS   HTTP connections and pgbench clients (default 16)
+//   BENCH_BOOKS         books seeded (default 100000)
+import { execFile } from 'node:child_process'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
+import postgres from 'postgres'
+import { freePort } from '../test/helpers/tools.ts'
+import { type HttpResult, measureAtRate, measureHttp, type PgbenchResult, pgbench } from './load.ts'
+import { pgbenchScripts } from './pgbench.ts'
+import { type Server, startServer, treeUsage } from './processes.ts'
+import { toMarkdown } from './report.ts'
+
+const run = promisify(execFile)
+const env = process.env
+const settings = {
+  adminUrl: env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  seconds: Number(env.BENCH_SECONDS ?? 10),
+  warmupSeconds: Number(env.BENCH_WARMUP_SECONDS ?? 3),
+  connections: Number(env.BENCH_CONNECTIONS ?? 16),
+  books: Number(env.BENCH_BOOKS ?? 100_000),
+  coldStarts: Number(env.BENCH_COLD_STARTS ?? 5),
+}
+const SCENARIOS = ['read', 'list', 'list-filter', 'create', 'update', 'mix'] as const
+type Scenario = (typeof SCENARIOS)[number]
+
+const say = (text: string) => process.stdout.write(`${text}\n`)
+
+async function requireTools() {
+  const missing: string[] = []
+  const tools: [string, string][] = [
+    ['wrk', 'apt-get install wrk'],
+    ['pgbench', 'apt-get install postgresql-client (or the postgresql package)'],
+    ['psql', 'apt-get install postgresql-client'],
+  ]
+  for (const [tool, hint] of tools) {
+    await run(tool, ['--version']).catch((error: NodeJS.ErrnoException) => {
+      // wrk prints its version and exits 1; only a missing program matters.
+      if (error.code === 'ENOENT') missing.push(`${tool} (${hint})`)
+    })
+  }
+  if (missing.length > 0) throw new Error(`the benchmark needs: ${missing.join(', ')}`)
+}
+
+async function createSeededDatabase(workDir: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = postgres(settings.adminUrl, { max: 1, onnotice: () => {} })
+  const name = `myapp_bench_${process.pid}_${Date.now()}`
+  await admin.unsafe(`CREATE DATABASE ${name}`)
+  const url = new URL(settings.adminUrl)
+  url.pathname = `/${name}`
+  const databaseUrl = url.toString()
+  await run(process.execPath, ['src/migrate.ts', 'up'], { env: { ...env, DATABASE_URL: databaseUrl } })
+  const seed = join(workDir, 'seed.sql')
+  const { readFileSync } = await import('node:fs')
+  writeFileSync(seed, readFileSync('bench/seed.sql', 'utf8').replace('100000', String(settings.books)))
+  await run('psql', ['-q', '-v', 'ON_ERROR_STOP=1', '-f', seed, databaseUrl])
+  return {
+    url: databaseUrl,
+    async drop() {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await admin.end()
+    },
+  }
+}
+
+/** A key pair and a token with both scopes: production mode verifies a bearer token on every /v1 request. */
+async function jwtFixture() {
+  const { publicKey, privateKey } = await generateKeyPair('ES256')
+  const token = await new SignJWT({ scope: 'books:read books:write' })
+    .setProtectedHeader({ alg: 'ES256' })
+    .setIssuer('https://issuer.bench.invalid')
+    .setAudience('myapp')
+    .setSubject('bench')
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(privateKey)
+  return { publicKeyPem: await exportSPKI(publicKey), token }
+}
+
+/** An OTLP/HTTP receiver that accepts and counts span exports, standing in for a collector. */
+async function otlpSink() {
+  let exports = 0
+  let bytes = 0
+  const server = createServer((request, response) => {
+    request.on('data', (chunk: Buffer) => {
+      bytes += chunk.length
+    })
+    request.on('end', () => {
+      exports++
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stats: () => ({ exports, bytes }),
+    close: () => new Promise((resolve) => server.close(resolve)),
+  }
+}
+
+async function main() {
+  await requireTools()
+  const workDir = mkdtempSync(join(tmpdir(), 'myapp-bench-'))
+  const startedAt = new Date()
+  say(`myapp benchmark: ${settings.seconds} s per run, ${settings.connections} connections, ${settings.books} books`)
+  say(`logs and scripts in ${workDir}`)
+  const database = await createSeededDatabase(workDir)
+  const jwt = await jwtFixture()
+  const sink = await otlpSink()
+  const servers: Server[] = []
+
+  const productionEnv = (overrides: Record<string, string> = {}) => ({
+    NODE_ENV: 'production',
+    APP_ENV: 'production',
+    DATABASE_URL: database.url,
+    SERVER_HOST: '127.0.0.1',
+    AUTH_MODE: 'jwt',
+    AUTH_JWT_ISSUER: 'https://issuer.bench.invalid',
+    AUTH_JWT_AUDIENCE: 'myapp',
+    AUTH_JWT_PUBLIC_KEY: jwt.publicKeyPem,
+    AUTH_JWT_ALGORITHMS: 'ES256',
+    // On, as in production, but high enough that one load generator's address is never limited.
+    RATE_LIMIT_MAX: '1000000000',
+    OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+    ...overrides,
+  })
+  // The same build with every optional feature off.
+  const FEATURES_OFF = {
+    LOG_LEVEL: 'warn',
+    METRICS_ENABLED: 'false',
+    OTEL_SDK_DISABLED: 'true',
+    AUTH_MODE: 'none',
+    AUTH_ALLOW_NONE: 'true',
+    RATE_LIMIT_MAX: '0',
+    LOAD_SHED_EVENT_LOOP_DELAY: '0',
+  }
+
+  const start = async (name: string, script: string, extraEnv: Record<string, string>, readyPath: string) => {
+    const port = await freePort()
+    const server = await startServer({
+      name,
+      script,
+      port,
+      env: { ...extraEnv, SERVER_PORT: String(port), PORT: String(port) },
+      logFile: join(workDir, `${name}.log`),
+      readyPath,
+    })
+    servers.push(server)
+    return server
+  }
+  const stop = async (server: Server) => {
+    await server.stop()
+    servers.splice(servers.indexOf(server), 1)
+  }
+  const drive = (server: Server, scenario: string, options: { token?: string; path?: string } = {}) =>
+    measureHttp(server.pid, {
+      url: server.url,
+      scenario,
+      books: settings.books,
+      connections: settings.connections,
+      seconds: settings.seconds,
+      warmupSeconds: settings.warmupSeconds,
+      ...options,
+    })
+
+  try {
+    // 1. The scenarios: service (production mode), bare server, pgbench.
+    const service: Partial<Record<Scenario, HttpResult>> = {}
+    const bare: Partial<Record<Scenario, HttpResult>> = {}
+    const pgbenchResults: Partial<Record<Scenario, PgbenchResult>> = {}
+    let production = await start('service', 'src/server.ts', productionEnv(), '/readyz')
+    for (const scenario of SCENARIOS) {
+      say(`service  ${scenario}`)
+      service[scenario] = await drive(production, scenario, { token: jwt.token })
+    }
+    say('service  /metrics scrape cost')
+    const scrape = await scrapeCost(production.url)
+    say('service  /livez')
+    const livez = await drive(production, 'path', { path: '/livez' })
+    await stop(production)
+
+    const bareServer = await start(
+      'bare',
+      'bench/bare-server.ts',
+      { DATABASE_URL: database.url, DB_POOL_MAX: '10' },
+      '/readyz',
+    )
+    for (const scenario of SCENARIOS) {
+      say(`bare     ${scenario}`)
+      bare[scenario] = await drive(bareServer, scenario)
+    }
+    say('bare     /hello')
+    const hello = await drive(bareServer, 'path', { path: '/hello' })
+    await stop(bareServer)
+
+    const scripts = pgbenchScripts(workDir, settings.books)
+    for (const scenario of SCENARIOS) {
+      say(`pgbench  ${scenario}`)
+      pgbenchResults[scenario] = await pgbench({
+        databaseUrl: database.url,
+        scripts: scripts[scenario] ?? [],
+        clients: settings.connections,
+        seconds: settings.seconds,
+      })
+    }
+
+    // 2. Latency below saturation: read by id at half of its measured maximum rate.
+    production = await start('service-rate', 'src/server.ts', productionEnv(), '/readyz')
+    const halfRate = Math.max(1, Math.round((service.read?.requestsPerSecond ?? 2) / 2))
+    say(`service  read at ${halfRate} req/s`)
+    const atHalf = await measureAtRate(production.pid, {
+      url: production.url,
+      paths: () =>
+        `/v1/books/00000000-0000-7000-8000-${(1 + Math.floor(Math.random() * settings.books)).toString(16).padStart(12, '0')}`,
+      token: jwt.token,
+      rate: halfRate,
+      connections: settings.connections,
+      seconds: settings.seconds,
+    })
+    await stop(production)
+
+    // 3. What each feature costs: read by id with everything on, everything off, and each feature off alone.
+    const variants: Record<string, Record<string, string>> = {
+      'all features off': FEATURES_OFF,
+      'without request logging': { LOG_LEVEL: 'warn' },
+      'without metrics': { METRICS_ENABLED: 'false' },
+      'without tracing': { OTEL_SDK_DISABLED: 'true' },
+      'without authentication': { AUTH_MODE: 'none', AUTH_ALLOW_NONE: 'true' },
+      'without rate limit': { RATE_LIMIT_MAX: '0' },
+    }
+    const features: Record<string, HttpResult> = { 'all features on': service.read as HttpResult }
+    for (const [name, overrides] of Object.entries(variants)) {
+      const server = await start(
+        `service-${name.replaceAll(' ', '-')}`,
+        'src/server.ts',
+        productionEnv(overrides),
+        '/readyz',
+      )
+      say(`service  read, ${name}`)
+      features[name] = await drive(server, 'read', overrides.AUTH_MODE === 'none' ? {} : { token: jwt.token })
+      await stop(server)
+    }
+
+    // 4. Scale-out on one machine: node:cluster workers.
+    const cluster: Record<string, HttpResult> = { '1 worker': service.read as HttpResult }
+    const twoWorkers = await start(
+      'service-2-workers',
+      'src/server.ts',
+      productionEnv({ WEB_CONCURRENCY: '2' }),
+      '/readyz',
+    )
+    say('service  read, 2 workers')
+    cluster['2 workers'] = await drive(twoWorkers, 'read', { token: jwt.token })
+    await stop(twoWorkers)
+
+    // 5. Cold start and idle memory, against the bare server's.
+    const startup = {
+      service: await coldStarts(() => start('service-cold', 'src/server.ts', productionEnv(), '/readyz'), stop),
+      bare: await coldStarts(
+        () => start('bare-cold', 'bench/bare-server.ts', { DATABASE_URL: database.url }, '/readyz'),
+        stop,
+      ),
+    }
+
+    const results = {
+      startedAt: startedAt.toISOString(),
+      machine: await machine(),
+      settings,
+      scenarios: Object.fromEntries(
+        SCENARIOS.map((scenario) => [
+          scenario,
+          { service: service[scenario], bare: bare[scenario], pgbench: pgbenchResults[scenario] },
+        ]),
+      ),
+      frameworkTax: { livez, hello },
+      readAtHalfRate: atHalf,
+      features,
+      cluster,
+      startup,
+      metricsScrape: scrape,
+      tracesExported: sink.stats(),
+    }
+    const markdown = toMarkdown(results)
+    mkdirSync('bench/results', { recursive: true })
+    const stamp = startedAt.toISOString().replace(/[:.]/g, '-')
+    writeFileSync(`bench/results/${stamp}.json`, `${JSON.stringify(results, null, 2)}\n`)
+    writeFileSync(`bench/results/${stamp}.md`, markdown)
+    say(`\n${markdown}`)
+    say(`written: bench/results/${stamp}.json and .md`)
+  } finally {
+    for (const server of [...servers]) await server.stop()
+    await sink.close()
+    await database.drop()
+  }
+}
+
+/** 200 sequential scrapes of /metrics: mean time and size. */
+async function scrapeCost(url: string) {
+  let bytes = 0
+  const count = 200
+  const started = performance.now()
+  for (let i = 0; i < count; i++) bytes = (await (await fetch(`${url}/metrics`)).arrayBuffer()).byteLength
+  return { meanMs: Number(((performance.now() - started) / count).toFixed(2)), bytes }
+}
+
+/** Start-to-ready times and idle RSS (2 s after ready) over several starts; medians. */
+async function coldStarts(startOne: () => Promise<Server>, stop: (server: Server) => Promise<void>) {
+  const startMs: number[] = []
+  const idleRssMb: number[] = []
+  for (let i = 0; i < settings.coldStarts; i++) {
+    const server = await startOne()
+    startMs.push(server.startMs)
+    await sleep(2000)
+    idleRssMb.push(treeUsage(server.pid).rssBytes / 2 ** 20)
+    await stop(server)
+  }
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b)
+    return Number((sorted[Math.floor(sorted.length / 2)] ?? 0).toFixed(1))
+  }
+  return { startMs: median(startMs), idleRssMb: median(idleRssMb), runs: settings.coldStarts }
+}
+
+async function machine() {
+  const os = await import('node:os')
+  const { stdout: pg } = await run('psql', ['-Atc', 'SHOW server_version', settings.adminUrl])
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    postgres: pg.trim(),
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
