@@ -42,7 +42,9 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       serializers: { err: serializeError },
       mixin: traceIds,
     },
-    destination,
+    // Asynchronous by default: a synchronous write per line cost a quarter of the CPU of a /livez request. Lines
+    // written while a write is in flight are batched into the next one; pino flushes synchronously on exit.
+    destination ?? pino.destination({ dest: 1, sync: false }),
   )
 }
 export type Logger = ReturnType<typeof createLogger>
