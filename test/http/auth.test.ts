@@ -162,6 +162,29 @@ describe('bearer tokens (AUTH_MODE=jwt)', () => {
 })
 
 describe('other jwt configurations', () => {
+  it('when an accepted token expires, then its next request is refused although it was verified before', async () => {
+    const service = await startService('embedded', {
+      AUTH_MODE: 'jwt',
+      AUTH_JWT_ISSUER: ISSUER,
+      AUTH_JWT_AUDIENCE: AUDIENCE,
+      AUTH_JWT_PUBLIC_KEY: await exportSPKI(publicKey),
+      AUTH_CLOCK_SKEW: '0s',
+    })
+    try {
+      const shortLived = await token({ scope: 'books:read' }, { expiresIn: now() + 2 })
+      const read = () => service.fetch('/v1/books', { headers: { authorization: `Bearer ${shortLived}` } })
+      assert.equal((await read()).status, 200)
+      assert.equal((await read()).status, 200, 'accepted again while valid')
+      // exp has second resolution: wait until the clock is past it.
+      await new Promise((resolve) => setTimeout(resolve, 3000))
+      const refused = await read()
+      assert.equal(refused.status, 401)
+      assert.match(refused.headers.get('www-authenticate') ?? '', /invalid_token/)
+    } finally {
+      await service.close()
+    }
+  })
+
   it('when AUTH_PUBLIC_READS is on, then reads need no token but writes still do', async () => {
     const service = await startService('embedded', {
       AUTH_MODE: 'jwt',
