@@ -1,6 +1,8 @@
 // Entry point: parse config, open the database, serve until SIGTERM/SIGINT, then drain and exit.
+import cluster from 'node:cluster'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp } from './app.ts'
+import { clusterMetrics, runPrimary } from './cluster.ts'
 import { ConfigError, describeConfig, parseConfig, readEnvironment } from './config/config.ts'
 import { openDatabase } from './db/database.ts'
 import { isDatabaseUnavailable } from './db/errors.ts'
@@ -45,9 +47,15 @@ async function main(): Promise<void> {
     process.exit(78) // EX_CONFIG
   }
   const logger = createLogger(config.log.level)
-  logger.info({ config: describeConfig(config) }, 'starting')
+  if (config.server.workers > 1 && cluster.isPrimary) {
+    logger.info({ config: describeConfig(config) }, 'starting')
+    runPrimary(config.server.workers, logger)
+    return
+  }
+  if (cluster.isPrimary) logger.info({ config: describeConfig(config) }, 'starting')
 
   const metrics = createMetrics()
+  if (cluster.isWorker) metrics.render = clusterMetrics(metrics.registry)
   const tracing = startTracing(config.tracing)
   const database = await openDatabase(config.database, logger, { metrics, traced: tracing !== undefined })
   const migrator = createMigrator(database)

@@ -20,6 +20,12 @@ export const EnvSchema = Type.Object({
   SERVER_SHUTDOWN_DELAY: Duration('0s', 'After SIGTERM, keep serving this long with /readyz at 503 before closing'),
   SERVER_SHUTDOWN_TIMEOUT: Duration('15s', 'Grace period for in-flight requests after SIGTERM'),
   SERVER_BODY_LIMIT: Type.Integer({ minimum: 1024, default: 65536, description: 'Largest request body in bytes' }),
+  WEB_CONCURRENCY: Type.Integer({
+    minimum: 1,
+    maximum: 64,
+    default: 1,
+    description: 'Worker processes sharing the port (node:cluster), for hosts outside Kubernetes',
+  }),
   SERVER_DEBUG: Flag('Debug logging (same as LOG_LEVEL=debug)'),
   CORS_ALLOWED_ORIGINS: Type.String({
     default: '',
@@ -214,6 +220,11 @@ function crossFieldProblems(env: Env): string[] {
       'AUTH_MODE: must be jwt when APP_ENV=production (or set AUTH_ALLOW_NONE=true to run without authentication)',
     )
   }
+  if (env.WEB_CONCURRENCY > 1 && env.DATABASE_URL === undefined && env.DB_HOST === undefined) {
+    problems.push(
+      'WEB_CONCURRENCY: more than one worker needs a PostgreSQL server (the embedded database is one process)',
+    )
+  }
   if (!isTimeZone(env.TZ))
     problems.push(`TZ: must be an IANA time zone such as UTC or Asia/Singapore (got "${env.TZ}")`)
   return problems
@@ -239,6 +250,7 @@ function toConfig(env: Env) {
     shutdownTimeoutMs: parseDuration(env.SERVER_SHUTDOWN_TIMEOUT),
     bodyLimit: env.SERVER_BODY_LIMIT,
     loadShedEventLoopDelayMs: parseDuration(env.LOAD_SHED_EVENT_LOOP_DELAY),
+    workers: env.WEB_CONCURRENCY,
   }
   const log = { level: env.LOG_LEVEL ?? (env.SERVER_DEBUG ? 'debug' : 'info') }
   const databaseUrl = env.DATABASE_URL ?? (env.DB_HOST === undefined ? undefined : urlFromParts(env))

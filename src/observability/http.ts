@@ -45,7 +45,7 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics): voi
         },
       },
     },
-    async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+    async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.render()),
   )
 }
 

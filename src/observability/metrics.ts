@@ -14,6 +14,8 @@ export function createMetrics() {
   }
   return {
     registry,
+    /** The text a scrape gets; a cluster worker replaces it with the whole cluster's (src/cluster.ts). */
+    render: (): Promise<string> => registry.metrics(),
     httpRequestDuration: new Histogram({
       name: 'http_request_duration_seconds',
       help: 'Time from request received to response sent, by route template',
