@@ -30,6 +30,7 @@ describe('parseConfig', () => {
         shutdownTimeoutMs: 15_000,
         bodyLimit: 65_536,
         loadShedEventLoopDelayMs: 1000,
+        workers: 1,
       },
       log: { level: 'info' },
       database: { kind: 'embedded', path: './data/pglite', debug: false },
@@ -134,6 +135,7 @@ describe('parseConfig', () => {
       shutdownTimeoutMs: 2000,
       bodyLimit: 1_048_576,
       loadShedEventLoopDelayMs: 1000,
+      workers: 1,
     })
     assert.equal(config.log.level, 'debug')
     assert.deepEqual(config.database, {
@@ -223,6 +225,11 @@ describe('parseConfig', () => {
     const problems = problemsOf({ DATABASE_URL: 'mysql://root:hunter2@db/app' })
     assert.deepEqual(problems, ['DATABASE_URL: must be a postgres:// or postgresql:// URL'])
     assert.doesNotMatch(problems.join(), /hunter2/)
+  })
+
+  it('when WEB_CONCURRENCY asks for several workers on the embedded database, then it is refused', () => {
+    assert.match(problemsOf({ WEB_CONCURRENCY: '2' }).join('\n'), /^WEB_CONCURRENCY: .*PostgreSQL server/m)
+    assert.equal(parseConfig({ WEB_CONCURRENCY: '2', DATABASE_URL: 'postgres://u@db/app' }).server.workers, 2)
   })
 
   it('when TZ is not a time zone, then it is rejected', () => {
