@@ -9,6 +9,8 @@
 //   BENCH_SECONDS       measured seconds per run (default 10); BENCH_WARMUP_SECONDS (default 3)
 //   BENCH_CONNECTIONS   HTTP connections and pgbench clients (default 16)
 //   BENCH_BOOKS         books seeded (default 100000)
+//   BENCH_COLD_STARTS   starts timed for cold start and idle RSS (default 5), BENCH_IDLE_SECONDS before RSS (2)
+//   BENCH_OUTPUT        folder for the results (default bench/results)
 import { execFile } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -23,7 +25,7 @@ import { freePort } from '../test/helpers/tools.ts'
 import { type HttpResult, measureAtRate, measureHttp, type PgbenchResult, pgbench } from './load.ts'
 import { pgbenchScripts } from './pgbench.ts'
 import { type Server, startServer, treeUsage } from './processes.ts'
-import { toMarkdown } from './report.ts'
+import { targets, toMarkdown } from './report.ts'
 
 const run = promisify(execFile)
 const env = process.env
@@ -34,6 +36,8 @@ const settings = {
   connections: Number(env.BENCH_CONNECTIONS ?? 16),
   books: Number(env.BENCH_BOOKS ?? 100_000),
   coldStarts: Number(env.BENCH_COLD_STARTS ?? 5),
+  idleSeconds: Number(env.BENCH_IDLE_SECONDS ?? 2),
+  output: env.BENCH_OUTPUT ?? 'bench/results',
 }
 const SCENARIOS = ['read', 'list', 'list-filter', 'create', 'update', 'mix'] as const
 type Scenario = (typeof SCENARIOS)[number]
@@ -56,7 +60,9 @@ async function requireTools() {
   if (missing.length > 0) throw new Error(`the benchmark needs: ${missing.join(', ')}`)
 }
 
-async function createSeededDatabase(workDir: string): Promise<{ url: string; drop(): Promise<void> }> {
+async function createSeededDatabase(
+  workDir: string,
+): Promise<{ url: string; reset(): Promise<void>; drop(): Promise<void> }> {
   const admin = postgres(settings.adminUrl, { max: 1, onnotice: () => {} })
   const name = `myapp_bench_${process.pid}_${Date.now()}`
   await admin.unsafe(`CREATE DATABASE ${name}`)
@@ -70,6 +76,19 @@ async function createSeededDatabase(workDir: string): Promise<{ url: string; dro
   await run('psql', ['-q', '-v', 'ON_ERROR_STOP=1', '-f', seed, databaseUrl])
   return {
     url: databaseUrl,
+    /** Back to the seeded books: created ones deleted (seeded ids start with zeros), then VACUUM ANALYZE. */
+    async reset() {
+      await run('psql', [
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-c',
+        "DELETE FROM books WHERE id > '00000000-ffff-ffff-ffff-ffffffffffff'",
+        '-c',
+        'VACUUM (ANALYZE) books',
+        databaseUrl,
+      ])
+    },
     async drop() {
       await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       await admin.end()
@@ -178,38 +197,28 @@ async function main() {
     })
 
   try {
-    // 1. The scenarios: service (production mode), bare server, pgbench.
+    // 1. The scenarios, each on the service (production mode), the bare server and pgbench in turn, every run
+    //    starting from the seeded data (what creates added is deleted, then VACUUM ANALYZE).
     const service: Partial<Record<Scenario, HttpResult>> = {}
     const bare: Partial<Record<Scenario, HttpResult>> = {}
     const pgbenchResults: Partial<Record<Scenario, PgbenchResult>> = {}
     let production = await start('service', 'src/server.ts', productionEnv(), '/readyz')
-    for (const scenario of SCENARIOS) {
-      say(`service  ${scenario}`)
-      service[scenario] = await drive(production, scenario, { token: jwt.token })
-    }
-    say('service  /metrics scrape cost')
-    const scrape = await scrapeCost(production.url)
-    say('service  /livez')
-    const livez = await drive(production, 'path', { path: '/livez' })
-    await stop(production)
-
     const bareServer = await start(
       'bare',
       'bench/bare-server.ts',
       { DATABASE_URL: database.url, DB_POOL_MAX: '10' },
       '/readyz',
     )
-    for (const scenario of SCENARIOS) {
-      say(`bare     ${scenario}`)
-      bare[scenario] = await drive(bareServer, scenario)
-    }
-    say('bare     /hello')
-    const hello = await drive(bareServer, 'path', { path: '/hello' })
-    await stop(bareServer)
-
     const scripts = pgbenchScripts(workDir, settings.books)
     for (const scenario of SCENARIOS) {
-      say(`pgbench  ${scenario}`)
+      say(`${scenario}: service`)
+      await database.reset()
+      service[scenario] = await drive(production, scenario, { token: jwt.token })
+      say(`${scenario}: bare`)
+      await database.reset()
+      bare[scenario] = await drive(bareServer, scenario)
+      say(`${scenario}: pgbench`)
+      await database.reset()
       pgbenchResults[scenario] = await pgbench({
         databaseUrl: database.url,
         scripts: scripts[scenario] ?? [],
@@ -217,11 +226,20 @@ async function main() {
         seconds: settings.seconds,
       })
     }
+    await database.reset()
+    say('/livez: service')
+    const livez = await drive(production, 'path', { path: '/livez' })
+    say('/hello: bare')
+    const hello = await drive(bareServer, 'path', { path: '/hello' })
+    say('/metrics scrape cost')
+    const scrape = await scrapeCost(production.url)
+    await stop(production)
+    await stop(bareServer)
 
     // 2. Latency below saturation: read by id at half of its measured maximum rate.
     production = await start('service-rate', 'src/server.ts', productionEnv(), '/readyz')
     const halfRate = Math.max(1, Math.round((service.read?.requestsPerSecond ?? 2) / 2))
-    say(`service  read at ${halfRate} req/s`)
+    say(`read at ${halfRate} req/s`)
     const atHalf = await measureAtRate(production.pid, {
       url: production.url,
       paths: () =>
@@ -250,7 +268,8 @@ async function main() {
         productionEnv(overrides),
         '/readyz',
       )
-      say(`service  read, ${name}`)
+      say(`read, ${name}`)
+      await database.reset()
       features[name] = await drive(server, 'read', overrides.AUTH_MODE === 'none' ? {} : { token: jwt.token })
       await stop(server)
     }
@@ -263,7 +282,8 @@ async function main() {
       productionEnv({ WEB_CONCURRENCY: '2' }),
       '/readyz',
     )
-    say('service  read, 2 workers')
+    say('read, 2 workers')
+    await database.reset()
     cluster['2 workers'] = await drive(twoWorkers, 'read', { token: jwt.token })
     await stop(twoWorkers)
 
@@ -295,12 +315,13 @@ async function main() {
       tracesExported: sink.stats(),
     }
     const markdown = toMarkdown(results)
-    mkdirSync('bench/results', { recursive: true })
+    mkdirSync(settings.output, { recursive: true })
     const stamp = startedAt.toISOString().replace(/[:.]/g, '-')
-    writeFileSync(`bench/results/${stamp}.json`, `${JSON.stringify(results, null, 2)}\n`)
-    writeFileSync(`bench/results/${stamp}.md`, markdown)
+    const file = join(settings.output, stamp)
+    writeFileSync(`${file}.json`, `${JSON.stringify({ ...results, targets: targets(results) }, null, 2)}\n`)
+    writeFileSync(`${file}.md`, markdown)
     say(`\n${markdown}`)
-    say(`written: bench/results/${stamp}.json and .md`)
+    say(`written: ${file}.json and .md`)
   } finally {
     for (const server of [...servers]) await server.stop()
     await sink.close()
@@ -324,7 +345,7 @@ async function coldStarts(startOne: () => Promise<Server>, stop: (server: Server
   for (let i = 0; i < settings.coldStarts; i++) {
     const server = await startOne()
     startMs.push(server.startMs)
-    await sleep(2000)
+    await sleep(settings.idleSeconds * 1000)
     idleRssMb.push(treeUsage(server.pid).rssBytes / 2 ** 20)
     await stop(server)
   }

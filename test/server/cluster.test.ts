@@ -100,7 +100,7 @@ describe('WEB_CONCURRENCY=2 (node:cluster)', { skip }, () => {
       assert.equal(answer.status, 200)
     }
     for (let i = 0; i < 10; i++)
-      pids.add((await getFresh(port, '/metrics')).body.match(/^process_start_time_seconds\S* (\S+)/m)?.[1] ?? '')
+      startTimes.add((await getFresh(port, '/metrics')).body.match(/^process_start_time_seconds\S* (\S+)/m)?.[1] ?? '')
     const scrape = (await getFresh(port, '/metrics')).body
     const counted = scrape
       .split('\n')
