@@ -118,9 +118,17 @@ export const EnvSchema = Type.Object({
       'parentbased_always_off',
       'parentbased_traceidratio',
     ],
-    { default: 'parentbased_always_on', description: 'Which traces to record' },
+    {
+      default: 'parentbased_traceidratio',
+      description: "Which traces to record (default: a caller's choice, else a ratio)",
+    },
   ),
-  OTEL_TRACES_SAMPLER_ARG: Type.Number({ minimum: 0, maximum: 1, default: 1, description: 'Ratio for *traceidratio' }),
+  OTEL_TRACES_SAMPLER_ARG: Type.Number({
+    minimum: 0,
+    maximum: 1,
+    default: 0.1,
+    description: 'Ratio for *traceidratio (default 0.1: every tenth trace that starts here)',
+  }),
   OTEL_BSP_SCHEDULE_DELAY: Type.Integer({
     minimum: 1,
     default: 5000,
@@ -225,7 +233,7 @@ function crossFieldProblems(env: Env): string[] {
       'WEB_CONCURRENCY: more than one worker needs a PostgreSQL server (the embedded database is one process)',
     )
   }
-  if (!isTimeZone(env.TZ))
+  if (env.TZ !== 'UTC' && !isTimeZone(env.TZ))
     problems.push(`TZ: must be an IANA time zone such as UTC or Asia/Singapore (got "${env.TZ}")`)
   return problems
 }

@@ -95,6 +95,23 @@ for (const backend of BACKENDS) {
   })
 }
 
+describe('the default sampler', () => {
+  it('when requests arrive without traceparent, then about one in ten is traced', async () => {
+    const receiver = await otlpReceiver()
+    const service = await startService('embedded', { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url })
+    try {
+      for (let i = 0; i < 300; i++) assert.equal((await service.fetch('/livez')).status, 200)
+      await service.tracing?.forceFlush()
+      const roots = receiver.spans.filter((span) => span.kind === 2 && span.parentSpanId === undefined)
+      // Binomial(300, 0.1): mean 30; outside 8..60 has a probability below one in a million.
+      assert.ok(roots.length >= 8 && roots.length <= 60, `${roots.length} of 300 requests traced`)
+    } finally {
+      await service.close()
+      receiver.server.close()
+    }
+  })
+})
+
 describe('tracing off', () => {
   it('when no endpoint is configured, then nothing is traced and log lines have no trace ids', async () => {
     const service = await startService('embedded')
