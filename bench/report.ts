@@ -46,8 +46,8 @@ export function targets(results: Results): Target[] {
   })
   return [
     atLeast(
-      'read by id / bare node:http (same driver)',
-      ratio(scenarios.read?.service?.requestsPerSecond, scenarios.read?.bare?.requestsPerSecond),
+      'read by id, logging and metrics on / bare node:http (same driver)',
+      ratio(features['only logging and metrics']?.requestsPerSecond, scenarios.read?.bare?.requestsPerSecond),
       0.85,
     ),
     atLeast(

@@ -254,6 +254,7 @@ async function main() {
     // 3. What each feature costs: read by id with everything on, everything off, and each feature off alone.
     const variants: Record<string, Record<string, string>> = {
       'all features off': FEATURES_OFF,
+      'only logging and metrics': { ...FEATURES_OFF, LOG_LEVEL: 'info', METRICS_ENABLED: 'true' },
       'without request logging': { LOG_LEVEL: 'warn' },
       'without metrics': { METRICS_ENABLED: 'false' },
       'without tracing': { OTEL_SDK_DISABLED: 'true' },

@@ -62,6 +62,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     assert.deepEqual(Object.keys(results.features), [
       'all features on',
       'all features off',
+      'only logging and metrics',
       'without request logging',
       'without metrics',
       'without tracing',
@@ -72,6 +73,9 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     assert.ok(results.startup.service.startMs > 0 && results.startup.bare.idleRssMb > 0)
     assert.equal(results.targets.length, 8)
     for (const target of results.targets) assert.equal(typeof target.met, 'boolean', target.name)
-    assert.match(stdout, /\| read by id \/ bare node:http \(same driver\) \| [\d.]+ \| ≥ 0\.85 \| (yes|NO) \|/)
+    assert.match(
+      stdout,
+      /\| read by id, logging and metrics on \/ bare node:http \(same driver\) \| [\d.]+ \| ≥ 0\.85 \| (yes|NO) \|/,
+    )
   })
 })
