@@ -4,7 +4,7 @@ import type { HttpResult, PgbenchResult } from './load.ts'
 export interface Results {
   startedAt: string
   machine: { cpus: number; cpuModel: string; memoryGb: number; node: string; postgres: string }
-  settings: { seconds: number; connections: number; books: number }
+  settings: { seconds: number; connections: number; books: number; rounds: number }
   scenarios: Record<string, { service?: HttpResult; bare?: HttpResult; pgbench?: PgbenchResult }>
   frameworkTax: { livez: HttpResult; hello: HttpResult }
   readAtHalfRate: HttpResult & { targetRate: number }
@@ -89,7 +89,8 @@ export function toMarkdown(results: Results): string {
   lines.push(
     `${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGb} GiB, Node.js ${machine.node}, PostgreSQL ` +
       `${machine.postgres}; load generator, service and database on the same cores. ` +
-      `${settings.connections} connections (pgbench: clients), ${settings.seconds} s per run, ${settings.books} books.`,
+      `${settings.connections} connections (pgbench: clients), ${settings.seconds} s per run, ${settings.books} books; ` +
+      `each throughput figure is the median of ${settings.rounds} alternating rounds.`,
   )
   lines.push('')
   lines.push('### Targets')

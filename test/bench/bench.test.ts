@@ -31,6 +31,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       env: {
         ...process.env,
         BENCH_SECONDS: '1',
+        BENCH_ROUNDS: '1',
         BENCH_WARMUP_SECONDS: '0',
         BENCH_BOOKS: '2000',
         BENCH_COLD_STARTS: '1',
