@@ -20,6 +20,9 @@ CMD ["node", "--watch", "src/server.ts"]
 
 FROM gcr.io/distroless/nodejs24-debian12:nonroot AS prod
 ENV NODE_ENV=production
+# V8's compile cache of the modules, on the writable /tmp (an emptyDir in Kubernetes, kept across container
+# restarts in a pod): a restart starts about a third faster (see the README's Performance section).
+ENV NODE_COMPILE_CACHE=/tmp/node-compile-cache
 WORKDIR /app
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY package.json ./
