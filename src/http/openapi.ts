@@ -1,6 +1,5 @@
 // The OpenAPI 3.1 document, generated from the routes' own TypeBox schemas, and the offline docs page.
 import swagger from '@fastify/swagger'
-import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import packageJson from '../../package.json' with { type: 'json' }
 import { problemResponses } from './responses.ts'
@@ -125,6 +124,8 @@ export async function registerOpenApi(app: FastifyInstance, options: { docs: boo
 
   if (options.docs) {
     // Swagger UI's assets ship inside the package and are served from /docs/static: no CDN, works offline.
+    // Imported only when the page is on: production turns it off (DOCS_ENABLED=false) and skips loading it.
+    const { default: swaggerUi } = await import('@fastify/swagger-ui')
     await app.register(swaggerUi, {
       routePrefix: '/docs',
       staticCSP: true,
