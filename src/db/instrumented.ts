@@ -1,6 +1,6 @@
 // Every statement measured (db_query_duration_seconds), traced as a CLIENT span when tracing is on, and logged
 // with DB_DEBUG. One wrapper, so both backends are observed the same way.
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import {
   ATTR_DB_NAMESPACE,
   ATTR_DB_OPERATION_NAME,
@@ -54,6 +54,8 @@ export function instrumentDatabase(database: Database, { metrics, logger, target
     (run: Queryable['query']): Queryable['query'] =>
     <Row>(text: string, params?: readonly unknown[]) => {
       if (target === undefined) return run<Row>(text, params)
+      // Inside a request whose trace is not sampled, a child span would be dropped anyway: skip making it.
+      if (trace.getActiveSpan()?.isRecording() === false) return run<Row>(text, params)
       const operation = operationOf(text)
       return tracer().startActiveSpan(
         `${operation} ${target.name}`,
