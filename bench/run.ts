@@ -42,7 +42,6 @@ const settings = {
   output: env.BENCH_OUTPUT ?? 'bench/results',
 }
 const SCENARIOS = ['read', 'list', 'list-filter', 'create', 'update', 'mix'] as const
-type Scenario = (typeof SCENARIOS)[number]
 
 const say = (text: string) => process.stdout.write(`${text}\n`)
 
