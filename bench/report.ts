@@ -140,73 +140,29 @@ export function toMarkdown(results: Results): string {
   lines.push('')
   lines.push(header(['run', 'req/s', 'p50 ms', 'p99 ms', 'errors / non-2xx', 'CPU %', 'peak RSS MB', 'ratio']))
   const { livez, hello } = results.frameworkTax
-  lines.push(
+  const httpRow = (label: string, result: HttpResult, relative: unknown) =>
     row([
-      'bare node:http hello',
-      hello.requestsPerSecond,
-      hello.p50Ms,
-      hello.p99Ms,
-      failures(hello),
-      hello.cpuPercent,
-      hello.peakRssMb,
-      1,
-    ]),
-  )
-  lines.push(
-    row([
-      'service /livez',
-      livez.requestsPerSecond,
-      livez.p50Ms,
-      livez.p99Ms,
-      failures(livez),
-      livez.cpuPercent,
-      livez.peakRssMb,
-      ratio(livez.requestsPerSecond, hello.requestsPerSecond),
-    ]),
-  )
+      label,
+      result.requestsPerSecond,
+      result.p50Ms,
+      result.p99Ms,
+      failures(result),
+      result.cpuPercent,
+      result.peakRssMb,
+      relative,
+    ])
+  lines.push(httpRow('bare node:http hello', hello, 1))
+  lines.push(httpRow('service /livez', livez, ratio(livez.requestsPerSecond, hello.requestsPerSecond)))
   const off = results.features['all features off']?.requestsPerSecond
   for (const [name, result] of Object.entries(results.features)) {
-    lines.push(
-      row([
-        `read by id, ${name}`,
-        result.requestsPerSecond,
-        result.p50Ms,
-        result.p99Ms,
-        failures(result),
-        result.cpuPercent,
-        result.peakRssMb,
-        `${ratio(result.requestsPerSecond, off)} of all off`,
-      ]),
-    )
+    lines.push(httpRow(`read by id, ${name}`, result, `${ratio(result.requestsPerSecond, off)} of all off`))
   }
   const one = results.cluster['1 worker']?.requestsPerSecond
   for (const [name, result] of Object.entries(results.cluster)) {
-    lines.push(
-      row([
-        `read by id, ${name}`,
-        result.requestsPerSecond,
-        result.p50Ms,
-        result.p99Ms,
-        failures(result),
-        result.cpuPercent,
-        result.peakRssMb,
-        `${ratio(result.requestsPerSecond, one)} of 1 worker`,
-      ]),
-    )
+    lines.push(httpRow(`read by id, ${name}`, result, `${ratio(result.requestsPerSecond, one)} of 1 worker`))
   }
   const half = results.readAtHalfRate
-  lines.push(
-    row([
-      `read by id at ${half.targetRate} req/s (fixed rate)`,
-      half.requestsPerSecond,
-      half.p50Ms,
-      half.p99Ms,
-      failures(half),
-      half.cpuPercent,
-      half.peakRssMb,
-      '',
-    ]),
-  )
+  lines.push(httpRow(`read by id at ${half.targetRate} req/s (fixed rate)`, half, ''))
   lines.push('')
   const { service, bare } = results.startup
   lines.push(
