@@ -13,10 +13,10 @@
 //   BENCH_COLD_STARTS   starts timed for cold start and idle RSS (default 5), BENCH_IDLE_SECONDS before RSS (2)
 //   BENCH_OUTPUT        folder for the results (default bench/results)
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
+import os, { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
@@ -72,7 +72,6 @@ async function createSeededDatabase(
   const databaseUrl = url.toString()
   await run(process.execPath, ['src/migrate.ts', 'up'], { env: { ...env, DATABASE_URL: databaseUrl } })
   const seed = join(workDir, 'seed.sql')
-  const { readFileSync } = await import('node:fs')
   writeFileSync(seed, readFileSync('bench/seed.sql', 'utf8').replace('100000', String(settings.books)))
   await run('psql', ['-q', '-v', 'ON_ERROR_STOP=1', '-f', seed, databaseUrl])
   return {
@@ -379,7 +378,6 @@ async function coldStarts(startOne: () => Promise<Server>, stop: (server: Server
 }
 
 async function machine() {
-  const os = await import('node:os')
   const { stdout: pg } = await run('psql', ['-Atc', 'SHOW server_version', settings.adminUrl])
   return {
     cpus: os.cpus().length,
