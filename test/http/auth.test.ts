@@ -162,14 +162,18 @@ describe('bearer tokens (AUTH_MODE=jwt)', () => {
 })
 
 describe('other jwt configurations', () => {
-  it('when an accepted token expires, then its next request is refused although it was verified before', async () => {
-    const service = await startService('embedded', {
+  /** A service verifying tokens with the test key given as PEM, plus `env`. */
+  const withPublicKey = async (env: Record<string, string>) =>
+    startService('embedded', {
       AUTH_MODE: 'jwt',
       AUTH_JWT_ISSUER: ISSUER,
       AUTH_JWT_AUDIENCE: AUDIENCE,
       AUTH_JWT_PUBLIC_KEY: await exportSPKI(publicKey),
-      AUTH_CLOCK_SKEW: '0s',
+      ...env,
     })
+
+  it('when an accepted token expires, then its next request is refused although it was verified before', async () => {
+    const service = await withPublicKey({ AUTH_CLOCK_SKEW: '0s' })
     try {
       const shortLived = await token({ scope: 'books:read' }, { expiresIn: now() + 2 })
       const read = () => service.fetch('/v1/books', { headers: { authorization: `Bearer ${shortLived}` } })
@@ -186,13 +190,7 @@ describe('other jwt configurations', () => {
   })
 
   it('when AUTH_PUBLIC_READS is on, then reads need no token but writes still do', async () => {
-    const service = await startService('embedded', {
-      AUTH_MODE: 'jwt',
-      AUTH_JWT_ISSUER: ISSUER,
-      AUTH_JWT_AUDIENCE: AUDIENCE,
-      AUTH_JWT_PUBLIC_KEY: await exportSPKI(publicKey),
-      AUTH_PUBLIC_READS: 'true',
-    })
+    const service = await withPublicKey({ AUTH_PUBLIC_READS: 'true' })
     try {
       assert.equal((await service.fetch('/v1/books')).status, 200)
       assert.equal((await service.fetch('/v1/books', jsonRequest('POST', book))).status, 401)
