@@ -53,8 +53,11 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   app.removeContentTypeParser('text/plain')
   registerErrorHandling(app)
   registerBodyReadTimeout(app, server.readTimeoutMs)
-  app.addHook('onRequest', async (request, reply) => {
+  // Request-path hooks take a callback rather than return a promise: one promise and microtask less per hook
+  // and request, which the benchmark's profile counted.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
   })
 
   const drain = registerDrain(app)

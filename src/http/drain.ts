@@ -25,8 +25,9 @@ export function registerDrain(app: FastifyInstance): Drain {
   app.addHook('preClose', async () => drain.begin())
   // A request that arrived before the drain would otherwise keep its connection open for
   // SERVER_TIMEOUT_IDLE and hold up the exit.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close')
+    done(null, payload)
   })
   return drain
 }

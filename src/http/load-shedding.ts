@@ -24,9 +24,9 @@ export function registerLoadShedding(app: FastifyInstance, maxEventLoopDelayMs: 
     }, TICK_MS).unref()
   })
   app.addHook('onClose', async () => clearInterval(ticker))
-  app.addHook('onRequest', async (request) => {
-    if (lagMs <= maxEventLoopDelayMs || EXEMPT.has(request.routeOptions.url ?? '')) return
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (lagMs <= maxEventLoopDelayMs || EXEMPT.has(request.routeOptions.url ?? '')) return done()
     request.log.warn({ event_loop_lag_ms: Math.round(lagMs) }, 'shedding load')
-    throw new HttpError(503, 'the service is overloaded; try again later', { headers: { 'retry-after': '2' } })
+    done(new HttpError(503, 'the service is overloaded; try again later', { headers: { 'retry-after': '2' } }))
   })
 }

@@ -5,9 +5,9 @@ import type { FastifyInstance } from 'fastify'
 import { HttpError } from './problem.ts'
 
 export function registerBodyReadTimeout(app: FastifyInstance, timeoutMs: number): void {
-  app.addHook('preParsing', async (request, reply, payload) => {
+  app.addHook('preParsing', (request, reply, payload, done) => {
     if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) {
-      return payload
+      return done(null, payload)
     }
     const guarded = new PassThrough()
     const timer = setTimeout(() => {
@@ -23,6 +23,6 @@ export function registerBodyReadTimeout(app: FastifyInstance, timeoutMs: number)
     // A request answered before its body was read (415, 413, …) must not leave the timer behind: destroying
     // the stream later, with nobody listening, would be an uncaught error.
     reply.raw.once('close', clear)
-    return payload.pipe(guarded)
+    done(null, payload.pipe(guarded))
   })
 }

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 export function registerSecurityHeaders(app: FastifyInstance): void {
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-content-type-options', 'nosniff')
     reply.header('referrer-policy', 'no-referrer')
     // The API's own answers are data, never a page to frame or run; /docs sets its own policy.
@@ -14,6 +14,7 @@ export function registerSecurityHeaders(app: FastifyInstance): void {
     }
     // Writes and errors must never be replayed from a cache.
     if (WRITE_METHODS.has(request.method) || reply.statusCode >= 400) reply.header('cache-control', 'no-store')
+    done(null, payload)
   })
 }
 

@@ -19,15 +19,17 @@ const UNMATCHED_ROUTE = 'unmatched'
 const routeOf = (request: FastifyRequest) => request.routeOptions.url ?? UNMATCHED_ROUTE
 
 export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics): void {
-  app.addHook('onRequest', async () => {
+  app.addHook('onRequest', (_request, _reply, done) => {
     metrics.httpRequestsInFlight.inc()
+    done()
   })
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     metrics.httpRequestsInFlight.dec()
     metrics.httpRequestDuration.observe(
       { method: request.method, route: routeOf(request), status_code: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     )
+    done()
   })
 
   app.get(
@@ -74,14 +76,17 @@ export function registerHttpTracing(app: FastifyInstance): void {
     spans.set(request, span)
     context.with(trace.setSpan(parent, span), done)
   })
-  app.addHook('onError', async (request, _reply, error) => {
+  app.addHook('onError', (request, _reply, error, done) => {
     spans.get(request)?.recordException(error)
+    done()
   })
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const span = spans.get(request)
-    if (span === undefined) return
-    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, reply.statusCode)
-    if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
-    span.end()
+    if (span !== undefined) {
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, reply.statusCode)
+      if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+      span.end()
+    }
+    done()
   })
 }
