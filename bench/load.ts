@@ -3,7 +3,6 @@
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import autocannon from 'autocannon'
 import { watch } from './processes.ts'
 
 const run = promisify(execFile)
@@ -74,30 +73,40 @@ export async function measureHttp(pid: number, options: WrkOptions & { warmupSec
   }
 }
 
-/** A fixed request rate (autocannon's overallRate) on GET paths, for latency below saturation. */
+const AT_RATE = fileURLToPath(new URL('./at-rate.ts', import.meta.url))
+
+/**
+ * Reads random books at a fixed overall rate (autocannon in its own process: bench/at-rate.ts), for latency below
+ * saturation. A warm-up at the same rate comes first, so that the measured part sees compiled code.
+ */
 export async function measureAtRate(
   pid: number,
-  options: { url: string; paths: () => string; token?: string; rate: number; connections: number; seconds: number },
+  options: { url: string; books: number; token?: string; rate: number; connections: number; seconds: number } & {
+    warmupSeconds: number
+  },
 ): Promise<HttpResult & { targetRate: number }> {
+  const drive = async (seconds: number) => {
+    const { warmupSeconds: _, ...rest } = options
+    const { stdout } = await run(process.execPath, [AT_RATE, JSON.stringify({ ...rest, seconds })], {
+      maxBuffer: 1 << 20,
+    })
+    return JSON.parse(stdout) as { requests: number; p50Ms: number; p99Ms: number; maxMs: number } & {
+      errors: number
+      non2xx: number
+    }
+  }
+  if (options.warmupSeconds > 0) await drive(options.warmupSeconds)
   const watcher = watch(pid)
-  const headers = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }
-  const result = await autocannon({
-    url: options.url,
-    connections: options.connections,
-    duration: options.seconds,
-    overallRate: options.rate,
-    headers,
-    requests: [{ setupRequest: (request) => ({ ...request, path: options.paths() }) }],
-  })
+  const result = await drive(options.seconds)
   const usage = watcher.stop()
   return {
     targetRate: options.rate,
-    requestsPerSecond: Math.round(result.requests.total / options.seconds),
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    maxMs: result.latency.max,
-    requests: result.requests.total,
-    errors: result.errors + result.timeouts,
+    requestsPerSecond: Math.round(result.requests / options.seconds),
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    maxMs: result.maxMs,
+    requests: result.requests,
+    errors: result.errors,
     non2xx: result.non2xx,
     cpuPercent: Math.round(usage.cpuPercent),
     peakRssMb: Math.round(usage.peakRssBytes / 2 ** 20),

@@ -8,6 +8,7 @@ export interface Results {
   scenarios: Record<string, { service?: HttpResult; bare?: HttpResult; pgbench?: PgbenchResult }>
   frameworkTax: { livez: HttpResult; hello: HttpResult }
   readAtHalfRate: HttpResult & { targetRate: number }
+  bareAtHalfRate: HttpResult & { targetRate: number }
   features: Record<string, HttpResult>
   cluster: Record<string, HttpResult>
   startup: { service: StartupResult; bare: StartupResult }
@@ -163,6 +164,7 @@ export function toMarkdown(results: Results): string {
   }
   const half = results.readAtHalfRate
   lines.push(httpRow(`read by id at ${half.targetRate} req/s (fixed rate)`, half, ''))
+  lines.push(httpRow(`bare read at ${half.targetRate} req/s (fixed rate)`, results.bareAtHalfRate, ''))
   lines.push('')
   const { service, bare } = results.startup
   lines.push(

@@ -290,19 +290,26 @@ async function main() {
     const cluster = { '1 worker': medianHttp('all features on'), '2 workers': medianHttp('2 workers') }
 
     // 3. Latency below saturation: read by id at half of its maximum rate.
-    const production = await start('service-rate', 'src/server.ts', productionEnv(), '/readyz')
     const halfRate = Math.max(1, Math.round((service.read?.requestsPerSecond ?? 2) / 2))
-    say(`read at ${halfRate} req/s`)
-    const atHalf = await measureAtRate(production.pid, {
-      url: production.url,
-      paths: () =>
-        `/v1/books/00000000-0000-7000-8000-${(1 + Math.floor(Math.random() * settings.books)).toString(16).padStart(12, '0')}`,
-      token: jwt.token,
-      rate: halfRate,
-      connections: settings.connections,
-      seconds: settings.seconds,
-    })
-    await stop(production)
+    const atRate = async (name: string, script: string, serverEnv: Record<string, string>, token?: string) => {
+      const server = await start(name, script, serverEnv, '/readyz')
+      await database.reset()
+      const result = await measureAtRate(server.pid, {
+        url: server.url,
+        books: settings.books,
+        ...(token === undefined ? {} : { token }),
+        rate: halfRate,
+        connections: settings.connections,
+        seconds: settings.seconds,
+        warmupSeconds: settings.warmupSeconds,
+      })
+      await stop(server)
+      return result
+    }
+    say(`read at ${halfRate} req/s: service, bare`)
+    const atHalf = await atRate('service-rate', 'src/server.ts', productionEnv(), jwt.token)
+    // The same rate on the bare server: the latency this machine gives with no service in the way.
+    const bareAtHalf = await atRate('bare-rate', 'bench/bare-server.ts', { DATABASE_URL: database.url })
 
     // 5. Cold start and idle memory, against the bare server's.
     const startup = {
@@ -329,6 +336,7 @@ async function main() {
       ),
       frameworkTax: { livez: medianHttp('livez'), hello: medianHttp('hello') },
       readAtHalfRate: atHalf,
+      bareAtHalfRate: bareAtHalf,
       features,
       cluster,
       startup,

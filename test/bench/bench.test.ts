@@ -55,6 +55,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     for (const [name, result] of Object.entries<HttpRun>(results.features)) httpRuns.push([name, result])
     for (const [name, result] of Object.entries<HttpRun>(results.cluster)) httpRuns.push([name, result])
     httpRuns.push(['read at half rate', results.readAtHalfRate])
+    httpRuns.push(['bare at half rate', results.bareAtHalfRate])
     for (const [name, result] of httpRuns) {
       assert.ok(result.requests > 0, `${name}: requests were made`)
       assert.equal(result.errors, 0, `${name}: transport errors`)
