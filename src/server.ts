@@ -4,10 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp } from './app.ts'
 import { clusterMetrics, runPrimary } from './cluster.ts'
 import { ConfigError, describeConfig, parseConfig, readEnvironment } from './config/config.ts'
-import { openDatabase } from './db/database.ts'
+import { type Database, openDatabase } from './db/database.ts'
 import { isDatabaseUnavailable } from './db/errors.ts'
-import { createMigrator } from './db/migrator.ts'
-import { createLogger } from './logger.ts'
+import { createLogger, type Logger } from './logger.ts'
 import { createMetrics } from './observability/metrics.ts'
 import { startTracing } from './observability/tracing.ts'
 
@@ -15,7 +14,7 @@ import { startTracing } from './observability/tracing.ts'
  * Runs the start-up database step, waiting with capped exponential backoff while the database is unavailable,
  * so that a replica started before its database waits instead of crash-looping. SIGTERM still stops it.
  */
-async function untilDatabaseAnswers(logger: ReturnType<typeof createLogger>, step: () => Promise<void>) {
+async function untilDatabaseAnswers(logger: Logger, step: () => Promise<void>) {
   const stop = () => process.exit(0)
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
@@ -34,6 +33,16 @@ async function untilDatabaseAnswers(logger: ReturnType<typeof createLogger>, ste
   } finally {
     process.off('SIGTERM', stop)
     process.off('SIGINT', stop)
+  }
+}
+
+// The migrator (umzug) is loaded only when it is used: it is a sizeable part of the start-up's module graph.
+const migrator = async (database: Database) => (await import('./db/migrator.ts')).createMigrator(database)
+
+async function warnAboutPendingMigrations(database: Database, logger: Logger) {
+  const pending = await (await migrator(database)).pending()
+  if (pending.length > 0) {
+    logger.warn({ pending }, 'migrations are pending: run "npm run migrate -- up" (or set DB_MIGRATE_ON_START=true)')
   }
 }
 
@@ -58,24 +67,24 @@ async function main(): Promise<void> {
   if (cluster.isWorker) metrics.render = clusterMetrics(metrics.registry)
   const tracing = startTracing(config.tracing)
   const database = await openDatabase(config.database, logger, { metrics, traced: tracing !== undefined })
-  const migrator = createMigrator(database)
   await untilDatabaseAnswers(logger, async () => {
     if (config.database.kind === 'embedded' || config.database.migrateOnStart) {
-      const applied = await migrator.up()
+      const applied = await (await migrator(database)).up()
       if (applied.length > 0) logger.info({ applied }, 'migrations applied')
     } else {
-      const pending = await migrator.pending()
-      if (pending.length > 0) {
-        logger.warn(
-          { pending },
-          'migrations are pending: run "npm run migrate -- up" (or set DB_MIGRATE_ON_START=true)',
-        )
-      }
+      await database.ping()
     }
   })
 
   const app = await buildApp({ config, database, logger, metrics })
   await app.listen({ host: config.server.host, port: config.server.port })
+  // Pending migrations are only a warning here (the migrate Job applies them), so the check does not hold up
+  // serving; it runs once the server listens.
+  if (config.database.kind === 'postgres' && !config.database.migrateOnStart) {
+    warnAboutPendingMigrations(database, logger).catch((error: unknown) =>
+      logger.warn({ err: error }, 'could not check for pending migrations'),
+    )
+  }
 
   let stopping = false
   const stop = async (signal: NodeJS.Signals) => {

@@ -3,16 +3,16 @@
 // refused: a limiter outage should not become an API outage. Limits apply to /v1 routes only.
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { Redis } from 'ioredis'
 import type { Config } from '../config/config.ts'
 import { HttpError } from './problem.ts'
 
 export async function registerRateLimit(app: FastifyInstance, config: Config['rateLimit']): Promise<void> {
   if (config.max === 0) return
+  // ioredis is loaded only when a Redis store is configured.
   const redis =
     config.redisUrl === undefined
       ? undefined
-      : new Redis(config.redisUrl, {
+      : new (await import('ioredis')).Redis(config.redisUrl, {
           // Fail fast instead of queueing commands while Redis is away.
           connectTimeout: 500,
           maxRetriesPerRequest: 1,

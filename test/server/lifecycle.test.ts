@@ -8,8 +8,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { createServerDatabase, postgresServerUnavailable } from '../helpers/postgres-server.ts'
 import { startThrowawayPostgres, throwawayPostgresMissing } from '../helpers/throwaway-postgres.ts'
 
+const noPostgresServer = await postgresServerUnavailable()
 const SERVER = new URL('../../src/server.ts', import.meta.url).pathname
 const BOOK = JSON.stringify({ title: 'Dune', author: 'Frank Herbert', published_date: '1965-08-01' })
 
@@ -130,6 +132,28 @@ describe('server lifecycle', () => {
     running.child.kill('SIGINT')
     assert.equal(await running.exit, 0)
     assert.ok(performance.now() - started < 5000)
+  })
+
+  it('when migrations are pending on a server database, then it serves and warns once listening', {
+    skip: noPostgresServer,
+  }, async () => {
+    const database = await createServerDatabase()
+    try {
+      const running = await startServer({ DATABASE_URL: database.url })
+      assert.equal((await fetch(`http://127.0.0.1:${running.port}/livez`)).status, 200)
+      for (let i = 0; i < 100 && !running.lines.some((line) => Array.isArray(line.pending)); i++) await sleep(50)
+      const warning = running.lines.find((line) => Array.isArray(line.pending))
+      assert.match(String(warning?.message), /migrations are pending/)
+      assert.deepEqual(warning?.pending, [
+        '00001_create_books.sql',
+        '00002_add_book_version.sql',
+        '00003_create_idempotency_keys.sql',
+      ])
+      running.child.kill('SIGTERM')
+      assert.equal(await running.exit, 0)
+    } finally {
+      await database.drop()
+    }
   })
 
   it('when an in-flight request outlives the grace period, then connections are cut and the exit code is 1', async () => {
