@@ -155,7 +155,14 @@ export class ConfigError extends Error {
   }
 }
 
-const validateEnv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true, strict: false }).compile(EnvSchema)
+// No meta-schema check of our own schema at every start (see src/http/validation.ts).
+const validateEnv = new Ajv({
+  coerceTypes: true,
+  useDefaults: true,
+  allErrors: true,
+  strict: false,
+  validateSchema: false,
+}).compile(EnvSchema)
 
 /** Parses the environment into the frozen configuration, or throws a ConfigError naming every bad variable. */
 export function parseConfig(source: Readonly<Record<string, string | undefined>>) {
