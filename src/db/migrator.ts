@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { type RunnableMigration, Umzug } from 'umzug'
 import type { Database, Queryable, Session } from './database.ts'
 
+// Two folders up, both from src/db/ and from the production build's dist/bin/ (scripts/build.ts).
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations/', import.meta.url))
 
 // Any constant works; it only has to be the same in every replica.

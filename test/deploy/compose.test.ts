@@ -62,7 +62,10 @@ describe('compose.yml', () => {
   it('when started, then the app waits for a successful migration, which waits for a healthy database', () => {
     assert.deepEqual(services.app?.depends_on, { migrate: { condition: 'service_completed_successfully' } })
     assert.deepEqual(services.migrate?.depends_on, { db: { condition: 'service_healthy' } })
-    assert.deepEqual(services.migrate && (services.migrate as { command: string[] }).command, ['src/migrate.ts', 'up'])
+    assert.deepEqual(services.migrate && (services.migrate as { command: string[] }).command, [
+      'dist/bin/migrate.js',
+      'up',
+    ])
   })
 
   it('when the observability profile is off, then only the database, migration and app run', () => {

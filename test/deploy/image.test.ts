@@ -61,7 +61,7 @@ describe('the production image', { skip }, () => {
       '-e',
       `DATABASE_URL=${database.url}`,
       IMAGE,
-      'src/migrate.ts',
+      'dist/bin/migrate.js',
       'up',
     ])
     assert.match(stdout, /OK\s+00001_create_books\.sql/)

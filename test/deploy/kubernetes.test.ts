@@ -171,7 +171,7 @@ for (const overlay of OVERLAYS) {
       const job = await one('Job', 'myapp-migrate')
       assert.equal(job.metadata.annotations['argocd.argoproj.io/hook'], 'PreSync')
       const container = job.spec.template.spec.containers[0]
-      assert.deepEqual(container.args, ['src/migrate.ts', 'up'])
+      assert.deepEqual(container.args, ['dist/bin/migrate.js', 'up'])
       assert.deepEqual(container.env, [
         { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'myapp-db-app', key: 'uri' } } },
       ])
