@@ -1,9 +1,11 @@
 // Builds the Fastify application; the server entry point and the tests both start here.
+import { createServer } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
 import { booksRoutes } from './books/routes.ts'
 import type { Config } from './config/config.ts'
 import type { Database } from './db/database.ts'
+import { type LivenessFastPath, livenessFastPath } from './health/liveness-fast-path.ts'
 import { healthRoutes } from './health/routes.ts'
 import { registerAuth } from './http/auth.ts'
 import { registerDrain } from './http/drain.ts'
@@ -30,16 +32,28 @@ export interface AppDependencies {
 
 export async function buildApp({ config, database, logger, metrics }: AppDependencies) {
   const { server } = config
+  // Set once the drain exists, below; requests only arrive after listen().
+  let liveness: LivenessFastPath | undefined
   const app = Fastify({
+    // Fastify's own server, with GET /livez answered in front of it (src/health/liveness-fast-path.ts).
+    serverFactory: (handler) => {
+      const httpServer = createServer(
+        // Node checks request timeouts on this interval (30 s by default), which would blur a short read timeout.
+        { connectionsCheckingInterval: Math.min(1000, server.readTimeoutMs) },
+        (request, response) => {
+          if (liveness?.(request, response) !== true) handler(request, response)
+        },
+      )
+      // What Fastify sets on the server it makes itself.
+      httpServer.keepAliveTimeout = server.idleTimeoutMs
+      httpServer.requestTimeout = server.readTimeoutMs
+      httpServer.setTimeout(server.writeTimeoutMs)
+      return httpServer
+    },
     loggerInstance: logger as FastifyBaseLogger,
     logController: new RequestLog(),
     genReqId: requestIdFor,
     bodyLimit: server.bodyLimit,
-    requestTimeout: server.readTimeoutMs,
-    // Node checks request timeouts on this interval (30 s by default), which would blur a short read timeout.
-    http: { connectionsCheckingInterval: Math.min(1000, server.readTimeoutMs) },
-    connectionTimeout: server.writeTimeoutMs,
-    keepAliveTimeout: server.idleTimeoutMs,
     // Requests that arrive while draining are still served; readiness reports the drain instead.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -61,6 +75,7 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   })
 
   const drain = registerDrain(app)
+  liveness = livenessFastPath({ metrics: config.metrics.enabled ? metrics : undefined, isDraining: drain.isDraining })
   registerSecurityHeaders(app)
   await registerCors(app, config.cors.origins)
   await registerAuth(app, config.auth)

@@ -4,13 +4,19 @@ import type { FastifyInstance } from 'fastify'
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
+/** On every answer. The API's own answers are data, never a page to frame or run; /docs sets its own policy. */
+export const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+} as const
+
 export function registerSecurityHeaders(app: FastifyInstance): void {
   app.addHook('onSend', (request, reply, payload, done) => {
-    reply.header('x-content-type-options', 'nosniff')
-    reply.header('referrer-policy', 'no-referrer')
-    // The API's own answers are data, never a page to frame or run; /docs sets its own policy.
+    reply.header('x-content-type-options', SECURITY_HEADERS['x-content-type-options'])
+    reply.header('referrer-policy', SECURITY_HEADERS['referrer-policy'])
     if (!reply.hasHeader('content-security-policy')) {
-      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
+      reply.header('content-security-policy', SECURITY_HEADERS['content-security-policy'])
     }
     // Writes and errors must never be replayed from a cache.
     if (WRITE_METHODS.has(request.method) || reply.statusCode >= 400) reply.header('cache-control', 'no-store')

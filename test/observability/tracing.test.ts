@@ -100,7 +100,7 @@ describe('the default sampler', () => {
     const receiver = await otlpReceiver()
     const service = await startService('embedded', { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url })
     try {
-      for (let i = 0; i < 300; i++) assert.equal((await service.fetch('/livez')).status, 200)
+      for (let i = 0; i < 300; i++) assert.equal((await service.fetch('/readyz')).status, 200)
       await service.tracing?.forceFlush()
       const roots = receiver.spans.filter((span) => span.kind === 2 && span.parentSpanId === undefined)
       // Binomial(300, 0.1): mean 30; outside 8..60 has a probability below one in a million.
@@ -117,7 +117,7 @@ describe('tracing off', () => {
     const service = await startService('embedded')
     try {
       assert.equal(service.tracing, undefined)
-      await service.fetch('/livez', {
+      await service.fetch('/readyz', {
         headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x-request-id': 'untraced' },
       })
       const line = service.logs.find((candidate) => candidate.request_id === 'untraced')
