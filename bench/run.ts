@@ -41,6 +41,8 @@ const settings = {
   idleSeconds: Number(env.BENCH_IDLE_SECONDS ?? 2),
   output: env.BENCH_OUTPUT ?? 'bench/results',
 }
+// The production build, as the image runs it (npm run build; the harness builds it first).
+const SERVICE = 'dist/bin/server.js'
 const SCENARIOS = ['read', 'list', 'list-filter', 'create', 'update', 'mix'] as const
 
 const say = (text: string) => process.stdout.write(`${text}\n`)
@@ -136,6 +138,7 @@ async function otlpSink() {
 
 async function main() {
   await requireTools()
+  await run(process.execPath, ['scripts/build.ts'])
   const workDir = mkdtempSync(join(tmpdir(), 'myapp-bench-'))
   const startedAt = new Date()
   say(`myapp benchmark: ${settings.seconds} s per run, ${settings.connections} connections, ${settings.books} books`)
@@ -225,7 +228,7 @@ async function main() {
       say(`round ${round} of ${settings.rounds}`)
       // 1. The scenarios, each on the service (production mode), the bare server and pgbench in turn, every run
       //    starting from the seeded data (what creates added is deleted, then VACUUM ANALYZE).
-      const production = await start('service', 'src/server.ts', productionEnv(), '/readyz')
+      const production = await start('service', SERVICE, productionEnv(), '/readyz')
       const bareServer = await start(
         'bare',
         'bench/bare-server.ts',
@@ -264,12 +267,7 @@ async function main() {
       const entries = Object.entries(variants)
       const rotated = [...entries.slice(round - 1), ...entries.slice(0, round - 1)]
       for (const [name, overrides] of rotated) {
-        const server = await start(
-          `service-${name.replaceAll(' ', '-')}`,
-          'src/server.ts',
-          productionEnv(overrides),
-          '/readyz',
-        )
+        const server = await start(`service-${name.replaceAll(' ', '-')}`, SERVICE, productionEnv(overrides), '/readyz')
         say(`  read, ${name}`)
         await database.reset()
         record(runs, name, await drive(server, 'read', overrides.AUTH_MODE === 'none' ? {} : { token: jwt.token }))
@@ -307,13 +305,28 @@ async function main() {
       return result
     }
     say(`read at ${halfRate} req/s: service, bare`)
-    const atHalf = await atRate('service-rate', 'src/server.ts', productionEnv(), jwt.token)
+    const atHalf = await atRate('service-rate', SERVICE, productionEnv(), jwt.token)
     // The same rate on the bare server: the latency this machine gives with no service in the way.
     const bareAtHalf = await atRate('bare-rate', 'bench/bare-server.ts', { DATABASE_URL: database.url })
 
     // 5. Cold start and idle memory, against the bare server's.
+    //    A first start has no compile cache, as in a new container; a restart reuses the one the first start
+    //    wrote (NODE_COMPILE_CACHE, as the image sets it).
+    const compileCache = join(workDir, 'compile-cache')
+    const sharedCache = { NODE_COMPILE_CACHE: join(compileCache, 'shared') }
+    await stop(await start('service-prime', SERVICE, productionEnv(sharedCache), '/readyz'))
     const startup = {
-      service: await coldStarts(() => start('service-cold', 'src/server.ts', productionEnv(), '/readyz'), stop),
+      service: await coldStarts(
+        (i) =>
+          start(
+            'service-cold',
+            SERVICE,
+            productionEnv({ NODE_COMPILE_CACHE: join(compileCache, `first-${i}`) }),
+            '/readyz',
+          ),
+        stop,
+      ),
+      restart: await coldStarts(() => start('service-restart', SERVICE, productionEnv(sharedCache), '/readyz'), stop),
       bare: await coldStarts(
         () => start('bare-cold', 'bench/bare-server.ts', { DATABASE_URL: database.url }, '/readyz'),
         stop,
@@ -368,11 +381,11 @@ async function scrapeCost(url: string) {
 }
 
 /** Start-to-ready times and idle RSS (2 s after ready) over several starts; medians. */
-async function coldStarts(startOne: () => Promise<Server>, stop: (server: Server) => Promise<void>) {
+async function coldStarts(startOne: (i: number) => Promise<Server>, stop: (server: Server) => Promise<void>) {
   const startMs: number[] = []
   const idleRssMb: number[] = []
   for (let i = 0; i < settings.coldStarts; i++) {
-    const server = await startOne()
+    const server = await startOne(i)
     startMs.push(server.startMs)
     await sleep(settings.idleSeconds * 1000)
     idleRssMb.push(treeUsage(server.pid).rssBytes / 2 ** 20)

@@ -73,6 +73,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     ])
     assert.ok(results.tracesExported.exports > 0, 'the traced runs exported spans')
     assert.ok(results.startup.service.startMs > 0 && results.startup.bare.idleRssMb > 0)
+    assert.ok(results.startup.restart.startMs > 0)
     assert.equal(results.targets.length, 8)
     for (const target of results.targets) assert.equal(typeof target.met, 'boolean', target.name)
     assert.match(
