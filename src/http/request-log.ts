@@ -1,9 +1,11 @@
 // One log line per request, with the fields of the Go service's request log, through Fastify's LogController.
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 
+// Node decodes header bytes as latin1, one character per byte: the text's length is the size on the wire (name and
+// value, plus ": " or "\r\n" for each).
 function headerBytes(rawHeaders: readonly string[]): number {
   let bytes = 0
-  for (const part of rawHeaders) bytes += Buffer.byteLength(part) + 2
+  for (const part of rawHeaders) bytes += part.length + 2
   return bytes
 }
 
