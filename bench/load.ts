@@ -52,12 +52,25 @@ async function wrk(options: WrkOptions) {
   return JSON.parse(line.slice('WRK_RESULT '.length)) as Record<string, number>
 }
 
+/** Runs `drive` for a warm-up (when asked for), then again while watching the server's process tree. */
+async function warmThenMeasure<T>(
+  pid: number,
+  warmupSeconds: number,
+  seconds: number,
+  drive: (seconds: number) => Promise<T>,
+): Promise<{ result: T; cpuPercent: number; peakRssMb: number }> {
+  if (warmupSeconds > 0) await drive(warmupSeconds)
+  const watcher = watch(pid)
+  const result = await drive(seconds)
+  const usage = watcher.stop()
+  return { result, cpuPercent: Math.round(usage.cpuPercent), peakRssMb: Math.round(usage.peakRssBytes / 2 ** 20) }
+}
+
 /** Warms up, then drives one scenario for `seconds` while watching the server process tree. */
 export async function measureHttp(pid: number, options: WrkOptions & { warmupSeconds: number }): Promise<HttpResult> {
-  if (options.warmupSeconds > 0) await wrk({ ...options, seconds: options.warmupSeconds })
-  const watcher = watch(pid)
-  const result = await wrk(options)
-  const usage = watcher.stop()
+  const { result, ...usage } = await warmThenMeasure(pid, options.warmupSeconds, options.seconds, (seconds) =>
+    wrk({ ...options, seconds }),
+  )
   const ms = (us: number | undefined) => Number(((us ?? 0) / 1000).toFixed(2))
   return {
     requestsPerSecond: Math.round(((result.requests ?? 0) * 1e6) / (result.duration_us ?? 1)),
@@ -68,8 +81,7 @@ export async function measureHttp(pid: number, options: WrkOptions & { warmupSec
     errors:
       (result.connect_errors ?? 0) + (result.read_errors ?? 0) + (result.write_errors ?? 0) + (result.timeouts ?? 0),
     non2xx: result.non_2xx ?? 0,
-    cpuPercent: Math.round(usage.cpuPercent),
-    peakRssMb: Math.round(usage.peakRssBytes / 2 ** 20),
+    ...usage,
   }
 }
 
@@ -85,31 +97,19 @@ export async function measureAtRate(
     warmupSeconds: number
   },
 ): Promise<HttpResult & { targetRate: number }> {
-  const drive = async (seconds: number) => {
-    const { warmupSeconds: _, ...rest } = options
-    const { stdout } = await run(process.execPath, [AT_RATE, JSON.stringify({ ...rest, seconds })], {
+  const { warmupSeconds, ...autocannonOptions } = options
+  const { result, ...usage } = await warmThenMeasure(pid, warmupSeconds, options.seconds, async (seconds) => {
+    const { stdout } = await run(process.execPath, [AT_RATE, JSON.stringify({ ...autocannonOptions, seconds })], {
       maxBuffer: 1 << 20,
     })
-    return JSON.parse(stdout) as { requests: number; p50Ms: number; p99Ms: number; maxMs: number } & {
-      errors: number
-      non2xx: number
-    }
-  }
-  if (options.warmupSeconds > 0) await drive(options.warmupSeconds)
-  const watcher = watch(pid)
-  const result = await drive(options.seconds)
-  const usage = watcher.stop()
+    // bench/at-rate.ts prints these fields of the result.
+    return JSON.parse(stdout) as Pick<HttpResult, 'requests' | 'p50Ms' | 'p99Ms' | 'maxMs' | 'errors' | 'non2xx'>
+  })
   return {
     targetRate: options.rate,
     requestsPerSecond: Math.round(result.requests / options.seconds),
-    p50Ms: result.p50Ms,
-    p99Ms: result.p99Ms,
-    maxMs: result.maxMs,
-    requests: result.requests,
-    errors: result.errors,
-    non2xx: result.non2xx,
-    cpuPercent: Math.round(usage.cpuPercent),
-    peakRssMb: Math.round(usage.peakRssBytes / 2 ** 20),
+    ...result,
+    ...usage,
   }
 }
 

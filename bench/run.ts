@@ -43,6 +43,7 @@ const settings = {
 }
 // The production build, as the image runs it (npm run build; the harness builds it first).
 const SERVICE = 'dist/bin/server.js'
+const BARE = 'bench/bare-server.ts'
 const SCENARIOS = ['read', 'list', 'list-filter', 'create', 'update', 'mix'] as const
 
 const say = (text: string) => process.stdout.write(`${text}\n`)
@@ -176,7 +177,10 @@ async function main() {
     LOAD_SHED_EVENT_LOOP_DELAY: '0',
   }
 
-  const start = async (name: string, script: string, extraEnv: Record<string, string>, readyPath: string) => {
+  // The bare server with the service's default pool size (DB_POOL_MAX, 10).
+  const bareEnv = { DATABASE_URL: database.url, DB_POOL_MAX: '10' }
+
+  const start = async (name: string, script: string, extraEnv: Record<string, string>) => {
     const port = await freePort()
     const server = await startServer({
       name,
@@ -184,7 +188,7 @@ async function main() {
       port,
       env: { ...extraEnv, SERVER_PORT: String(port), PORT: String(port) },
       logFile: join(workDir, `${name}.log`),
-      readyPath,
+      readyPath: '/readyz',
     })
     servers.push(server)
     return server
@@ -228,13 +232,8 @@ async function main() {
       say(`round ${round} of ${settings.rounds}`)
       // 1. The scenarios, each on the service (production mode), the bare server and pgbench in turn, every run
       //    starting from the seeded data (what creates added is deleted, then VACUUM ANALYZE).
-      const production = await start('service', SERVICE, productionEnv(), '/readyz')
-      const bareServer = await start(
-        'bare',
-        'bench/bare-server.ts',
-        { DATABASE_URL: database.url, DB_POOL_MAX: '10' },
-        '/readyz',
-      )
+      const production = await start('service', SERVICE, productionEnv())
+      const bareServer = await start('bare', BARE, bareEnv)
       for (const scenario of SCENARIOS) {
         say(`  ${scenario}: service, bare, pgbench`)
         await database.reset()
@@ -267,7 +266,7 @@ async function main() {
       const entries = Object.entries(variants)
       const rotated = [...entries.slice(round - 1), ...entries.slice(0, round - 1)]
       for (const [name, overrides] of rotated) {
-        const server = await start(`service-${name.replaceAll(' ', '-')}`, SERVICE, productionEnv(overrides), '/readyz')
+        const server = await start(`service-${name.replaceAll(' ', '-')}`, SERVICE, productionEnv(overrides))
         say(`  read, ${name}`)
         await database.reset()
         record(runs, name, await drive(server, 'read', overrides.AUTH_MODE === 'none' ? {} : { token: jwt.token }))
@@ -290,7 +289,7 @@ async function main() {
     // 3. Latency below saturation: read by id at half of its maximum rate.
     const halfRate = Math.max(1, Math.round((service.read?.requestsPerSecond ?? 2) / 2))
     const atRate = async (name: string, script: string, serverEnv: Record<string, string>, token?: string) => {
-      const server = await start(name, script, serverEnv, '/readyz')
+      const server = await start(name, script, serverEnv)
       await database.reset()
       const result = await measureAtRate(server.pid, {
         url: server.url,
@@ -307,30 +306,21 @@ async function main() {
     say(`read at ${halfRate} req/s: service, bare`)
     const atHalf = await atRate('service-rate', SERVICE, productionEnv(), jwt.token)
     // The same rate on the bare server: the latency this machine gives with no service in the way.
-    const bareAtHalf = await atRate('bare-rate', 'bench/bare-server.ts', { DATABASE_URL: database.url })
+    const bareAtHalf = await atRate('bare-rate', BARE, bareEnv)
 
-    // 5. Cold start and idle memory, against the bare server's.
+    // 4. Cold start and idle memory, against the bare server's.
     //    A first start has no compile cache, as in a new container; a restart reuses the one the first start
     //    wrote (NODE_COMPILE_CACHE, as the image sets it).
     const compileCache = join(workDir, 'compile-cache')
     const sharedCache = { NODE_COMPILE_CACHE: join(compileCache, 'shared') }
-    await stop(await start('service-prime', SERVICE, productionEnv(sharedCache), '/readyz'))
+    await stop(await start('service-prime', SERVICE, productionEnv(sharedCache)))
     const startup = {
       service: await coldStarts(
-        (i) =>
-          start(
-            'service-cold',
-            SERVICE,
-            productionEnv({ NODE_COMPILE_CACHE: join(compileCache, `first-${i}`) }),
-            '/readyz',
-          ),
+        (i) => start('service-cold', SERVICE, productionEnv({ NODE_COMPILE_CACHE: join(compileCache, `first-${i}`) })),
         stop,
       ),
-      restart: await coldStarts(() => start('service-restart', SERVICE, productionEnv(sharedCache), '/readyz'), stop),
-      bare: await coldStarts(
-        () => start('bare-cold', 'bench/bare-server.ts', { DATABASE_URL: database.url }, '/readyz'),
-        stop,
-      ),
+      restart: await coldStarts(() => start('service-restart', SERVICE, productionEnv(sharedCache)), stop),
+      bare: await coldStarts(() => start('bare-cold', BARE, bareEnv), stop),
     }
 
     const results = {
