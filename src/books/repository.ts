@@ -57,7 +57,7 @@ function toBook(row: BookRow): Book {
 }
 
 /** The statement parameters for a book's input fields, in the order the statements below use them. */
-function inputValues(input: BookInput): unknown[] {
+export function inputValues(input: BookInput): unknown[] {
   return [
     input.title,
     input.author,
