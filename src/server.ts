@@ -56,12 +56,11 @@ async function main(): Promise<void> {
     process.exit(78) // EX_CONFIG
   }
   const logger = createLogger(config.log.level)
+  if (cluster.isPrimary) logger.info({ config: describeConfig(config) }, 'starting')
   if (config.server.workers > 1 && cluster.isPrimary) {
-    logger.info({ config: describeConfig(config) }, 'starting')
     runPrimary(config.server.workers, logger)
     return
   }
-  if (cluster.isPrimary) logger.info({ config: describeConfig(config) }, 'starting')
 
   const metrics = createMetrics()
   if (cluster.isWorker) metrics.render = clusterMetrics(metrics.registry)
