@@ -7,7 +7,9 @@ WORKDIR /app
 
 FROM base AS prod-deps
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+# No optional packages: they are the Node.js binaries npm scripts use on hosts with an older node
+# (package.json), and the base image brings its own.
+RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
 
 FROM base AS build
 COPY package.json package-lock.json ./
