@@ -1,7 +1,8 @@
 // Optimistic concurrency: ETag, If-None-Match → 304, If-Match → 412, REQUIRE_IF_MATCH → 428, and the
 // lost-update race, on both backends.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
+import { describe } from '../helpers/describe.ts'
 import { BACKENDS, bodyOf, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
 
 const dune = { title: 'Dune', author: 'Frank Herbert', published_date: '1965-08-01' }

@@ -1,7 +1,8 @@
 // Idempotency-Key on POST /v1/books: replay, reuse with another body, the 50-request race, expiry; both backends.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { createBooksRepository } from '../../src/books/repository.ts'
+import { describe } from '../helpers/describe.ts'
 import { BACKENDS, bodyOf, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
 
 const book = { title: 'Piranesi', author: 'Susanna Clarke', published_date: '2020-09-15' }

@@ -1,6 +1,7 @@
 // GET /v1/books: pages, sorts, filters, X-Total-Count and Link, on both backends.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
+import { describe } from '../helpers/describe.ts'
 import { BACKENDS, bodyOf, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
 
 interface Book {

@@ -1,7 +1,8 @@
 // Property-based tests (fast-check): round trips, hostile input, and a model of the whole API. Bounded runs.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import fc from 'fast-check'
+import { describe } from '../helpers/describe.ts'
 import { BACKENDS, bodyOf, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
 
 type BookInput = {

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, it } from 'node:test'
+import { it } from 'node:test'
 import { ConfigError, describeConfig, EnvSchema, parseConfig, readEnvironment } from '../../src/config/config.ts'
 import { parseDuration } from '../../src/config/duration.ts'
+import { describe } from '../helpers/describe.ts'
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {

@@ -1,6 +1,7 @@
 // The Database seam: same results from both backends, and DB_DEBUG statement logs without parameters.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
+import { describe } from '../helpers/describe.ts'
 import { BACKENDS, bodyOf, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
 
 for (const backend of BACKENDS) {

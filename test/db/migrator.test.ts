@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { promisify } from 'node:util'
 import { parseConfig } from '../../src/config/config.ts'
 import { type Database, openDatabase } from '../../src/db/database.ts'
@@ -16,6 +16,7 @@ import {
   parseMigration,
 } from '../../src/db/migrator.ts'
 import { createLogger } from '../../src/logger.ts'
+import { describe } from '../helpers/describe.ts'
 import { createServerDatabase, type ServerDatabase } from '../helpers/postgres-server.ts'
 import { BACKENDS, type Backend, skipReason } from '../helpers/service.ts'
 

@@ -2,9 +2,10 @@
 // one the service knows, no secret with a default, the observability services behind their profile.
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
-import { describe, it } from 'node:test'
+import { it } from 'node:test'
 import { parse } from 'yaml'
 import { EnvSchema } from '../../src/config/config.ts'
+import { describe } from '../helpers/describe.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 const text = readFileSync(`${ROOT}compose.yml`, 'utf8')

@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { describe, it } from 'node:test'
+import { it } from 'node:test'
 import { promisify } from 'node:util'
 import { Ajv } from 'ajv'
 import { parse, parseAllDocuments } from 'yaml'
+import { describe } from '../helpers/describe.ts'
 import { programMissing } from '../helpers/tools.ts'
 
 const run = promisify(execFile)

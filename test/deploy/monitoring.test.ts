@@ -3,9 +3,10 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { promisify } from 'node:util'
 import { parse } from 'yaml'
+import { describe } from '../helpers/describe.ts'
 import { startService, type TestService } from '../helpers/service.ts'
 import { PROMETHEUS, PROMTOOL, programMissing, type RunningPrometheus, startPrometheus } from '../helpers/tools.ts'
 

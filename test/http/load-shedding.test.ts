@@ -1,7 +1,8 @@
 // Load shedding: a saturated event loop answers 503 with Retry-After at once; probes and metrics still answer.
 import assert from 'node:assert/strict'
-import { afterEach, describe, it } from 'node:test'
+import { afterEach, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { describe } from '../helpers/describe.ts'
 import { startService, type TestService } from '../helpers/service.ts'
 
 describe('load shedding', () => {

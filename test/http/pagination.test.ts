@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { it } from 'node:test'
 import { lastPage, paginationLinks } from '../../src/http/pagination.ts'
+import { describe } from '../helpers/describe.ts'
 
 function rels(header: string): Record<string, string> {
   return Object.fromEntries(

@@ -1,7 +1,8 @@
 // Rate limiting: per client, shared by two instances through Redis, fail-open when Redis is gone.
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { it } from 'node:test'
 import { Redis } from 'ioredis'
+import { describe } from '../helpers/describe.ts'
 import { REQUIRE_SERVICES } from '../helpers/postgres-server.ts'
 import { startService } from '../helpers/service.ts'
 import { freePort } from '../helpers/tools.ts'

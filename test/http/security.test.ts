@@ -1,6 +1,7 @@
 // Security headers on every kind of answer, and CORS limited to the configured origins.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
+import { describe } from '../helpers/describe.ts'
 import { jsonRequest, startService, type TestService } from '../helpers/service.ts'
 
 const dune = { title: 'Dune', author: 'Frank Herbert', published_date: '1965-08-01' }

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { it } from 'node:test'
 import type { TSchema } from 'typebox'
 import { BookInput, ListQuery } from '../../src/books/schemas.ts'
 import { fieldErrors, validatorCompiler } from '../../src/http/validation.ts'
+import { describe } from '../helpers/describe.ts'
 
 type Validate = ((value: unknown) => boolean) & { errors?: unknown[] | null }
 

@@ -1,7 +1,8 @@
 // The log keeps credentials out: headers and request objects are censored wherever they are logged.
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { it } from 'node:test'
 import { createLogger } from '../../src/logger.ts'
+import { describe } from '../helpers/describe.ts'
 
 function capture() {
   const lines: Record<string, unknown>[] = []

@@ -1,8 +1,9 @@
 // /metrics: names and labels, promtool's verdict, and a real Prometheus scraping a running service.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { describe } from '../helpers/describe.ts'
 import { jsonRequest, startService, type TestService } from '../helpers/service.ts'
 import { PROMETHEUS, PROMTOOL, programMissing, type RunningPrometheus, startPrometheus } from '../helpers/tools.ts'
 

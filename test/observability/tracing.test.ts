@@ -2,7 +2,8 @@
 // exported over OTLP/HTTP to a receiver on 127.0.0.1; its log lines carry the trace id.
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
-import { describe, it } from 'node:test'
+import { it } from 'node:test'
+import { describe } from '../helpers/describe.ts'
 import { BACKENDS, skipReason, startService } from '../helpers/service.ts'
 
 interface ExportedSpan {

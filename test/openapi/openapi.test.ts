@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import { promisify } from 'node:util'
 import { parse } from 'yaml'
 import { generateOpenApi, OPENAPI_TYPES, OPENAPI_YAML } from '../../scripts/openapi.ts'
+import { describe } from '../helpers/describe.ts'
 import { bodyOf, startService, type TestService } from '../helpers/service.ts'
 
 const run = promisify(execFile)

@@ -1,8 +1,9 @@
 // A client nobody wrote by hand: types generated from openapi.yaml, calls made by openapi-fetch.
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, it } from 'node:test'
 import createClient from 'openapi-fetch'
 import type { paths } from '../generated/openapi.ts'
+import { describe } from '../helpers/describe.ts'
 import { startService, type TestService } from '../helpers/service.ts'
 
 describe('a generated TypeScript client', () => {
