@@ -12,7 +12,7 @@ import { HttpError } from '../http/problem.ts'
 import { emptyResponse, jsonResponse, problemResponses } from '../http/responses.ts'
 import { ERROR_MESSAGE } from '../http/validation.ts'
 import { createBooksRepository } from './repository.ts'
-import { Book, BookInput, BookParams, ListQuery } from './schemas.ts'
+import { Book, BookInput, BookParams, BookReplacement, ListQuery } from './schemas.ts'
 
 const bookNotFound = () => new HttpError(404, 'book not found')
 
@@ -86,6 +86,18 @@ const callerOf = (request: FastifyRequest) =>
   request.principal === undefined ? `ip:${request.ip}` : `sub:${request.principal.subject}`
 
 const IDEMPOTENCY_SWEEP_MS = 10 * 60_000
+
+/**
+ * The fields a PUT stores. Of the read-only members, `id` must name the book in the path (UUIDs compare without
+ * regard to case); the timestamps are dropped, since the server sets them.
+ */
+function replacementInput(replacement: BookReplacement, pathId: string): BookInput {
+  const { id, created_at: _createdAt, updated_at: _updatedAt, ...input } = replacement
+  if (id !== undefined && id.toLowerCase() !== pathId.toLowerCase()) {
+    throw new HttpError(422, 'request validation failed', { errors: { id: 'Must match the id in the path' } })
+  }
+  return input
+}
 
 const preconditionFailed = () => new HttpError(412, 'the book has changed since the ETag in If-Match; read it again')
 const PAGE_HEADERS = {
@@ -224,11 +236,13 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ database: Database; requir
         operationId: 'replaceBook',
         security: bearer('books:write'),
         summary: 'Replace a book',
-        description: 'A full replace: optional fields left out return to their defaults.',
+        description:
+          'A full replace: optional fields left out return to their defaults. The read-only id, created_at and ' +
+          'updated_at may be sent back as read: they are ignored, and an id other than the one in the path is a 422.',
         tags: ['books'],
         params: BookParams,
         headers: IfMatch,
-        body: BookInput,
+        body: BookReplacement,
         response: {
           200: jsonResponse(Book, 'The book as stored', ETAG),
           ...problemResponses(400, 401, 403, 404, 408, 412, 413, 415, 422, 428, 429, 500, 503),
@@ -236,7 +250,8 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ database: Database; requir
       },
     },
     async (request, reply) => {
-      const result = await books.update(request.params.id, request.body, expectedVersions(request, requireIfMatch))
+      const input = replacementInput(request.body, request.params.id)
+      const result = await books.update(request.params.id, input, expectedVersions(request, requireIfMatch))
       if (result.outcome === 'not_found') throw bookNotFound()
       if (result.outcome === 'version_mismatch') throw preconditionFailed()
       return reply.header('etag', etagOf(result.value.version)).send(result.value.book)

@@ -8,6 +8,10 @@ export const SORTS = ['created_at', '-created_at', 'published_date', '-published
 const Id = Type.String({ format: 'uuid', description: 'UUID v7, server-generated', [ERROR_MESSAGE]: 'Must be a UUID' })
 const Status = Type.Enum(BOOK_STATUSES, { description: 'Review state of the record' })
 
+// Server-set members. readOnly: the server owns them; input that carries them cannot change them.
+const ReadOnlyId = { ...Id, readOnly: true }
+const Timestamp = Type.String({ format: 'date-time', readOnly: true, description: 'RFC 3339, UTC; server-set' })
+
 // Text PostgreSQL can store as sent: no NUL and no lone UTF-16 surrogate (which would turn into U+FFFD).
 const TEXT_PATTERN = '^[^\\u0000\\uD800-\\uDFFF]*$'
 const TEXT_MESSAGE = 'Must be text without NUL characters or unpaired surrogates'
@@ -61,19 +65,34 @@ export type BookInput = Static<typeof BookInput>
 
 export const Book = Type.Object(
   {
-    id: Id,
+    id: ReadOnlyId,
     title: Type.String(),
     author: Type.String(),
     published_date: Type.String({ format: 'date' }),
     status: Status,
     image_url: Nullable(Type.String()),
     description: Nullable(Type.String()),
-    created_at: Type.String({ format: 'date-time' }),
-    updated_at: Type.String({ format: 'date-time' }),
+    created_at: Timestamp,
+    updated_at: Timestamp,
   },
   { title: 'Book', additionalProperties: false },
 )
 export type Book = Static<typeof Book>
+
+/**
+ * A PUT body: the input fields plus the read-only members a GET returned, so that a client can send back what it
+ * read. Only PUT takes them: a create has no id to match them against, and POST keeps rejecting them as unknown.
+ */
+export const BookReplacement = Type.Object(
+  {
+    ...BookInput.properties,
+    id: Type.Optional(ReadOnlyId),
+    created_at: Type.Optional(Timestamp),
+    updated_at: Type.Optional(Timestamp),
+  },
+  { title: 'BookReplacement', additionalProperties: false },
+)
+export type BookReplacement = Static<typeof BookReplacement>
 
 export const BookParams = Type.Object({ id: Id })
 

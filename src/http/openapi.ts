@@ -16,7 +16,7 @@ export const OPENAPI_INFO = {
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 
 // Schemas with these titles are named once in components and referenced everywhere else.
-const COMPONENT_TITLES = new Set(['Book', 'BookInput', 'Problem'])
+const COMPONENT_TITLES = new Set(['Book', 'BookInput', 'BookReplacement', 'Problem'])
 
 /** Moves each titled schema into components (its first occurrence) and puts a $ref where it stood. */
 function referenceComponents(node: Json, components: Record<string, Json>): Json {

@@ -86,7 +86,7 @@ export interface paths {
         get: operations["getBook"];
         /**
          * Replace a book
-         * @description A full replace: optional fields left out return to their defaults.
+         * @description A full replace: optional fields left out return to their defaults. The read-only id, created_at and updated_at may be sent back as read: they are ignored, and an id other than the one in the path is a 422.
          */
         put: operations["replaceBook"];
         post?: never;
@@ -129,7 +129,7 @@ export interface components {
              * Format: uuid
              * @description UUID v7, server-generated
              */
-            id: string;
+            readonly id: string;
             title: string;
             author: string;
             /** Format: date */
@@ -141,10 +141,16 @@ export interface components {
             status: "pending" | "verified";
             image_url: string | null;
             description: string | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339, UTC; server-set
+             */
+            readonly created_at: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339, UTC; server-set
+             */
+            readonly updated_at: string;
         };
         /** BookInput */
         BookInput: {
@@ -170,6 +176,46 @@ export interface components {
              */
             image_url?: string | null;
             description?: string | null;
+        };
+        /** BookReplacement */
+        BookReplacement: {
+            /** @example The Hobbit */
+            title: string;
+            /** @example J. R. R. Tolkien */
+            author: string;
+            /**
+             * Format: date
+             * @description Calendar date, YYYY-MM-DD
+             * @example 1937-09-21
+             */
+            published_date: string;
+            /**
+             * @description Review state of the record
+             * @default pending
+             * @enum {unknown}
+             */
+            status?: "pending" | "verified";
+            /**
+             * Format: uri
+             * @example https://covers.example.org/hobbit.jpg
+             */
+            image_url?: string | null;
+            description?: string | null;
+            /**
+             * Format: uuid
+             * @description UUID v7, server-generated
+             */
+            readonly id?: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339, UTC; server-set
+             */
+            readonly created_at?: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339, UTC; server-set
+             */
+            readonly updated_at?: string;
         };
     };
     responses: {
@@ -1010,7 +1056,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["BookInput"];
+                "application/json": components["schemas"]["BookReplacement"];
             };
         };
         responses: {
