@@ -3,7 +3,7 @@ import { createServer } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
 import { booksRoutes } from './books/routes.ts'
-import type { Config } from './config/config.ts'
+import type { Config, TrustProxy } from './config/config.ts'
 import type { Database } from './db/database.ts'
 import { type LivenessFastPath, livenessFastPath } from './health/liveness-fast-path.ts'
 import { healthRoutes } from './health/routes.ts'
@@ -53,6 +53,8 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
     loggerInstance: logger as FastifyBaseLogger,
     logController: new RequestLog(),
     genReqId: requestIdFor,
+    // request.ip (request log, rate-limit key, idempotency scope), request.protocol and request.host.
+    trustProxy: trustedHops(server.trustProxy),
     bodyLimit: server.bodyLimit,
     // Requests that arrive while draining are still served; readiness reports the drain instead.
     return503OnClosing: false,
@@ -96,3 +98,15 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   return app
 }
 export type App = Awaited<ReturnType<typeof buildApp>>
+
+/**
+ * SERVER_TRUST_PROXY in Fastify's terms. Fastify reads X-Forwarded-For, -Proto and -Host and never the Forwarded
+ * header: a proxy that writes one family passes the other through from the client as it came, so believing both
+ * would let a client choose its address. A bare number would make Fastify trust no hop at all; the function trusts
+ * the nearest N, as a hop count means.
+ */
+function trustedHops(trust: TrustProxy): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (trust === false) return false
+  if (typeof trust === 'number') return (_address, hop) => hop < trust
+  return [...trust]
+}

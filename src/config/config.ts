@@ -1,5 +1,6 @@
 // The service's configuration: one TypeBox schema for the environment, parsed once at start-up.
 import { existsSync, readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { parseEnv } from 'node:util'
 import { Ajv, type ErrorObject } from 'ajv'
 import { type Static, Type } from 'typebox'
@@ -20,6 +21,12 @@ export const EnvSchema = Type.Object({
   SERVER_SHUTDOWN_DELAY: Duration('0s', 'After SIGTERM, keep serving this long with /readyz at 503 before closing'),
   SERVER_SHUTDOWN_TIMEOUT: Duration('15s', 'Grace period for in-flight requests after SIGTERM'),
   SERVER_BODY_LIMIT: Type.Integer({ minimum: 1024, default: 65536, description: 'Largest request body in bytes' }),
+  SERVER_TRUST_PROXY: Type.Optional(
+    Type.String({
+      description:
+        'Proxies whose X-Forwarded-For, -Proto and -Host are believed: their addresses or CIDR ranges, comma-separated, or a hop count (none by default)',
+    }),
+  ),
   WEB_CONCURRENCY: Type.Integer({
     minimum: 1,
     maximum: 64,
@@ -240,6 +247,7 @@ function crossFieldProblems(env: Env): string[] {
       'WEB_CONCURRENCY: more than one worker needs a PostgreSQL server (the embedded database is one process)',
     )
   }
+  problems.push(...parseTrustProxy(env.SERVER_TRUST_PROXY).problems)
   if (env.TZ !== 'UTC' && !isTimeZone(env.TZ))
     problems.push(`TZ: must be an IANA time zone such as UTC or Asia/Singapore (got "${env.TZ}")`)
   return problems
@@ -254,6 +262,45 @@ function isTimeZone(name: string): boolean {
   }
 }
 
+/**
+ * Whose forwarding headers count: no one (false), the nearest N hops whatever their address (a number), or the
+ * peers within these addresses and ranges.
+ */
+export type TrustProxy = false | number | readonly string[]
+
+function parseTrustProxy(text: string | undefined): { trust: TrustProxy; problems: string[] } {
+  const name = 'SERVER_TRUST_PROXY'
+  if (text === undefined) return { trust: false, problems: [] }
+  if (/^\s*\d+\s*$/.test(text)) {
+    const hops = Number(text)
+    return hops >= 1
+      ? { trust: hops, problems: [] }
+      : { trust: false, problems: [`${name}: a hop count must be 1 or more; leave it unset to trust no proxy`] }
+  }
+  const entries = text.split(',').map((entry) => entry.trim())
+  const problems = entries.flatMap((entry) => {
+    const problem = addressOrRangeProblem(entry)
+    return problem === undefined ? [] : [`${name}: ${problem}`]
+  })
+  return { trust: problems.length === 0 ? entries : false, problems }
+}
+
+/** Why an entry is not an IPv4 or IPv6 address or CIDR range, or undefined when it is one. */
+function addressOrRangeProblem(entry: string): string | undefined {
+  if (entry === '') return 'an entry is empty (list addresses or CIDR ranges separated by commas, or give a hop count)'
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) {
+    return `"${entry}" is not an IPv4 or IPv6 address or CIDR range (such as 10.0.0.5, 10.0.0.0/8 or fd00::/8), nor a hop count`
+  }
+  const bits = family === 4 ? 32 : 128
+  // A /0 range would trust every peer, which is the same as letting every client choose its address.
+  if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= bits)) {
+    return `"${entry}" needs a prefix length from 1 to ${bits}`
+  }
+  return undefined
+}
+
 function toConfig(env: Env) {
   const server = {
     host: env.SERVER_HOST,
@@ -266,6 +313,7 @@ function toConfig(env: Env) {
     bodyLimit: env.SERVER_BODY_LIMIT,
     loadShedEventLoopDelayMs: parseDuration(env.LOAD_SHED_EVENT_LOOP_DELAY),
     workers: env.WEB_CONCURRENCY,
+    trustProxy: parseTrustProxy(env.SERVER_TRUST_PROXY).trust,
   }
   const log = { level: env.LOG_LEVEL ?? (env.SERVER_DEBUG ? 'debug' : 'info') }
   const databaseUrl = env.DATABASE_URL ?? (env.DB_HOST === undefined ? undefined : urlFromParts(env))

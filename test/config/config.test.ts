@@ -32,6 +32,7 @@ describe('parseConfig', () => {
         bodyLimit: 65_536,
         loadShedEventLoopDelayMs: 1000,
         workers: 1,
+        trustProxy: false,
       },
       log: { level: 'info' },
       database: { kind: 'embedded', path: './data/pglite', debug: false },
@@ -137,6 +138,7 @@ describe('parseConfig', () => {
       bodyLimit: 1_048_576,
       loadShedEventLoopDelayMs: 1000,
       workers: 1,
+      trustProxy: false,
     })
     assert.equal(config.log.level, 'debug')
     assert.deepEqual(config.database, {
@@ -328,4 +330,57 @@ describe('authentication settings', () => {
       publicReads: false,
     })
   })
+})
+
+describe('SERVER_TRUST_PROXY', () => {
+  it('when it lists addresses and CIDR ranges of either family, then each is kept as written, spaces trimmed', () => {
+    assert.deepEqual(
+      parseConfig({ SERVER_TRUST_PROXY: '10.0.0.5, 10.42.0.0/16,fd00::/8 , ::1,::ffff:192.0.2.1' }).server.trustProxy,
+      ['10.0.0.5', '10.42.0.0/16', 'fd00::/8', '::1', '::ffff:192.0.2.1'],
+    )
+    assert.deepEqual(parseConfig({ SERVER_TRUST_PROXY: '0.0.0.0/1,128.0.0.0/32,::/128' }).server.trustProxy, [
+      '0.0.0.0/1',
+      '128.0.0.0/32',
+      '::/128',
+    ])
+  })
+
+  it('when it is a whole number, then it is a hop count', () => {
+    assert.equal(parseConfig({ SERVER_TRUST_PROXY: '1' }).server.trustProxy, 1)
+    assert.equal(parseConfig({ SERVER_TRUST_PROXY: ' 2 ' }).server.trustProxy, 2)
+  })
+
+  it('when it is unset or empty, then no proxy is trusted', () => {
+    assert.equal(parseConfig({}).server.trustProxy, false)
+    assert.equal(parseConfig({ SERVER_TRUST_PROXY: '' }).server.trustProxy, false)
+  })
+
+  it('when entries are bad, then each bad entry is named and the good ones are not', () => {
+    assert.deepEqual(problemsOf({ SERVER_TRUST_PROXY: '10.0.0.5,10.0.0.300,10.0.0.0/33,fd00::/129,nginx' }), [
+      'SERVER_TRUST_PROXY: "10.0.0.300" is not an IPv4 or IPv6 address or CIDR range (such as 10.0.0.5, 10.0.0.0/8 or fd00::/8), nor a hop count',
+      'SERVER_TRUST_PROXY: "10.0.0.0/33" needs a prefix length from 1 to 32',
+      'SERVER_TRUST_PROXY: "fd00::/129" needs a prefix length from 1 to 128',
+      'SERVER_TRUST_PROXY: "nginx" is not an IPv4 or IPv6 address or CIDR range (such as 10.0.0.5, 10.0.0.0/8 or fd00::/8), nor a hop count',
+    ])
+  })
+
+  for (const [value, problem] of [
+    ['0', 'SERVER_TRUST_PROXY: a hop count must be 1 or more; leave it unset to trust no proxy'],
+    ['0.0.0.0/0', 'SERVER_TRUST_PROXY: "0.0.0.0/0" needs a prefix length from 1 to 32'],
+    ['::/0', 'SERVER_TRUST_PROXY: "::/0" needs a prefix length from 1 to 128'],
+    ['10.0.0.0/255.0.0.0', 'SERVER_TRUST_PROXY: "10.0.0.0/255.0.0.0" needs a prefix length from 1 to 32'],
+    ['10.0.0.0/8/8', 'SERVER_TRUST_PROXY: "10.0.0.0/8/8" is not an IPv4 or IPv6 address or CIDR range'],
+    ['10.0.0.1,', 'SERVER_TRUST_PROXY: an entry is empty'],
+    ['1,10.0.0.1', 'SERVER_TRUST_PROXY: "1" is not an IPv4 or IPv6 address or CIDR range'],
+    ['true', 'SERVER_TRUST_PROXY: "true" is not an IPv4 or IPv6 address or CIDR range'],
+    ['loopback', 'SERVER_TRUST_PROXY: "loopback" is not an IPv4 or IPv6 address or CIDR range'],
+    ['127.000.0.1', 'SERVER_TRUST_PROXY: "127.000.0.1" is not an IPv4 or IPv6 address or CIDR range'],
+    ['-1', 'SERVER_TRUST_PROXY: "-1" is not an IPv4 or IPv6 address or CIDR range'],
+  ] as const) {
+    it(`when it is "${value}", then start-up is refused and the entry is named`, () => {
+      const problems = problemsOf({ SERVER_TRUST_PROXY: value })
+      assert.equal(problems.length, 1, String(problems))
+      assert.ok(problems[0]?.startsWith(problem), problems[0])
+    })
+  }
 })

@@ -3,9 +3,6 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseConfig } from '../../src/config/config.ts'
@@ -13,13 +10,13 @@ import { openDatabase } from '../../src/db/database.ts'
 import { createMigrator } from '../../src/db/migrator.ts'
 import { createLogger } from '../../src/logger.ts'
 import { describe } from '../helpers/describe.ts'
+import { nginxMissing, type RunningNginx, startNginx } from '../helpers/nginx.ts'
 import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from '../helpers/postgres-server.ts'
 import { jsonRequest } from '../helpers/service.ts'
-import { freePort, programMissing } from '../helpers/tools.ts'
+import { freePort } from '../helpers/tools.ts'
 
 const SERVER = new URL('../../src/server.ts', import.meta.url).pathname
-const NGINX = '/usr/sbin/nginx'
-const skip = programMissing(NGINX, 'apt-get install nginx-light') || (await postgresServerUnavailable()) || false
+const skip = nginxMissing() || (await postgresServerUnavailable()) || false
 
 async function startInstance(
   port: number,
@@ -54,7 +51,7 @@ async function startInstance(
 
 describe('a rolling restart behind nginx', { skip }, () => {
   let database: ServerDatabase
-  let nginx: ChildProcess
+  let nginx: RunningNginx
   let proxy: string
   const instances: { child: ChildProcess; exit: Promise<number | null> }[] = []
   before(async () => {
@@ -64,19 +61,9 @@ describe('a rolling restart behind nginx', { skip }, () => {
     await migrations.close()
     const [a, b, p] = [await freePort(), await freePort(), await freePort()]
     instances.push(await startInstance(a, database.url), await startInstance(b, database.url))
-    const folder = mkdtempSync(join(tmpdir(), 'myapp-nginx-'))
-    chmodSync(folder, 0o777)
-    writeFileSync(
-      join(folder, 'nginx.conf'),
-      `daemon off;
-pid ${folder}/nginx.pid;
-error_log ${folder}/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${folder}/body; proxy_temp_path ${folder}/proxy;
-  fastcgi_temp_path ${folder}/fastcgi; uwsgi_temp_path ${folder}/uwsgi; scgi_temp_path ${folder}/scgi;
-  upstream myapp {
+    proxy = `http://127.0.0.1:${p}`
+    nginx = await startNginx(
+      `  upstream myapp {
     server 127.0.0.1:${a} max_fails=1 fail_timeout=5s;
     server 127.0.0.1:${b} max_fails=1 fail_timeout=5s;
   }
@@ -90,25 +77,12 @@ http {
       proxy_next_upstream error timeout non_idempotent;
       proxy_next_upstream_tries 2;
     }
-  }
-}
-`,
+  }`,
+      `${proxy}/livez`,
     )
-    nginx = spawn(NGINX, ['-c', join(folder, 'nginx.conf'), '-p', folder], { stdio: 'inherit' })
-    proxy = `http://127.0.0.1:${p}`
-    for (let i = 0; i < 50; i++) {
-      if (
-        await fetch(`${proxy}/livez`).then(
-          (response) => response.ok,
-          () => false,
-        )
-      )
-        break
-      await sleep(100)
-    }
   })
   after(async () => {
-    nginx?.kill('SIGQUIT')
+    await nginx?.stop()
     for (const instance of instances) instance.child.kill('SIGKILL')
     await sleep(200)
     await database?.drop()
