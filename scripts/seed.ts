@@ -1,8 +1,9 @@
 // Fills the configured database with a few dozen real books: npm run seed
 import { createBooksRepository } from '../src/books/repository.ts'
 import type { BookInput } from '../src/books/schemas.ts'
-import { parseConfig, readEnvironment } from '../src/config/config.ts'
+import { ConfigError, parseConfig, readEnvironment } from '../src/config/config.ts'
 import { openDatabase } from '../src/db/database.ts'
+import { EmbeddedFolderError } from '../src/db/errors.ts'
 import { createMigrator } from '../src/db/migrator.ts'
 import { createLogger } from '../src/logger.ts'
 
@@ -45,9 +46,21 @@ const BOOKS: [title: string, author: string, published: string][] = [
   ['Designing Data-Intensive Applications', 'Martin Kleppmann', '2017-03-16'],
 ]
 
-const config = parseConfig(readEnvironment())
+// Start-up refusals as the server reports them: one line, no stack, the server's exit codes.
+let config: ReturnType<typeof parseConfig>
+try {
+  config = parseConfig(readEnvironment())
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error
+  createLogger('info').fatal({ problems: error.problems }, error.message)
+  process.exit(78) // EX_CONFIG
+}
 const logger = createLogger(config.log.level)
-const database = await openDatabase(config.database, logger)
+const database = await openDatabase(config.database, logger).catch((error: unknown) => {
+  if (!(error instanceof EmbeddedFolderError)) throw error
+  logger.fatal(error.message)
+  process.exit(error.exitCode)
+})
 try {
   if (config.database.kind === 'embedded') await createMigrator(database).up()
   const books = createBooksRepository(database)

@@ -5,7 +5,7 @@ import { buildApp } from './app.ts'
 import { clusterMetrics, runPrimary } from './cluster.ts'
 import { ConfigError, describeConfig, parseConfig, readEnvironment } from './config/config.ts'
 import { type Database, openDatabase } from './db/database.ts'
-import { isDatabaseUnavailable } from './db/errors.ts'
+import { EmbeddedFolderError, isDatabaseUnavailable } from './db/errors.ts'
 import { createLogger, type Logger } from './logger.ts'
 import { createMetrics } from './observability/metrics.ts'
 import { startTracing } from './observability/tracing.ts'
@@ -113,6 +113,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  // The embedded database folder is in use or not writable: the message says all, with no stack.
+  if (error instanceof EmbeddedFolderError) {
+    createLogger('info').fatal(error.message)
+    process.exit(error.exitCode)
+  }
   createLogger('info').fatal({ err: error }, 'start-up failed')
   process.exit(1)
 })

@@ -1,6 +1,7 @@
-// Which database failures mean "unavailable, try again later" (503) rather than a bug (500).
+// Which database failures mean "unavailable, try again later" (503) rather than a bug (500), and the one that
+// refuses start-up.
 
-const codeOf = (error: unknown): string =>
+export const codeOf = (error: unknown): string =>
   typeof error === 'object' && error !== null ? String((error as { code?: unknown }).code ?? '') : ''
 
 // The server cannot be reached or is not answering (as opposed to rejecting a statement): node and postgres.js
@@ -53,4 +54,18 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const code = codeOf(error)
   // SQLSTATE class 53: insufficient resources, e.g. too many connections
   return isConnectionFailure(error) || ALSO_UNAVAILABLE_CODES.has(code) || /^53[0-9A-Z]{3}$/.test(code)
+}
+
+/**
+ * This process cannot use the embedded database folder: another process holds it, or it cannot be created or
+ * written. Not a failure to retry: entry points print the message alone, with no stack, and exit with `exitCode`.
+ */
+export class EmbeddedFolderError extends Error {
+  override name = 'EmbeddedFolderError'
+  readonly exitCode: number
+
+  constructor(message: string, exitCode: number) {
+    super(message)
+    this.exitCode = exitCode
+  }
 }

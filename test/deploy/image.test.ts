@@ -1,5 +1,5 @@
 // The production image, built and run with podman: migrate in a container, serve from a read-only root
-// filesystem as uid 65532, and stop on SIGTERM with exit code 0.
+// filesystem as uid 65532, refuse to start there with no database server, and stop on SIGTERM with exit code 0.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -65,6 +65,21 @@ describe('the production image', { skip }, () => {
       'up',
     ])
     assert.match(stdout, /OK\s+00001_create_books\.sql/)
+  })
+
+  it('when run read-only with no DATABASE_URL, then it exits 73 saying to set it or to mount the folder', async () => {
+    const failed = await podman(['run', '--rm', '--network', 'host', '--read-only', IMAGE]).then(
+      () => assert.fail('the container exited 0'),
+      (error: { code?: number; stdout: string; stderr: string }) => error,
+    )
+    assert.equal(failed.code, 73, failed.stdout + failed.stderr)
+    const refusal = failed.stdout.split('\n').filter((line) => line.includes('DB_EMBEDDED_PATH'))
+    assert.equal(refusal.length, 1, failed.stdout)
+    assert.match(
+      refusal[0] as string,
+      /folder \/app\/data\/pglite cannot be created or written \(.+\): set DATABASE_URL to use a PostgreSQL server, or mount a writable volume at \/app\/data\/pglite \(DB_EMBEDDED_PATH\)/,
+    )
+    assert.doesNotMatch(failed.stdout + failed.stderr, /^\s+at /m)
   })
 
   it('when served read-only, then books can be created, read, listed, updated and deleted', async () => {
