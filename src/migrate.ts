@@ -1,13 +1,14 @@
 // Entry point for schema migrations, with goose's commands: npm run migrate -- <command>
 import { ConfigError, parseConfig, readEnvironment } from './config/config.ts'
 import { openDatabase } from './db/database.ts'
-import { createMigrationFile, createMigrator, type Migrator } from './db/migrator.ts'
+import { EmbeddedFolderError } from './db/errors.ts'
+import { createMigrationFile, createMigrator, type GooseTakeover, type Migrator } from './db/migrator.ts'
 import { createLogger } from './logger.ts'
 
 const USAGE = `Usage: npm run migrate -- <command>
 
 Commands:
-  up            apply every pending migration
+  up            apply every pending migration (taking over a database the Go service migrated with goose)
   down          roll back the latest migration
   redo          roll back the latest migration and apply it again
   reset         roll back every migration
@@ -18,7 +19,18 @@ Commands:
 The database comes from DATABASE_URL or DB_* (the embedded database when neither is set).`
 
 const COMMANDS: Record<string, (migrator: Migrator) => Promise<string>> = {
-  up: async (migrator) => applied('OK', await migrator.up(), await migrator.version()),
+  up: async (migrator) => {
+    const takenOver: string[] = []
+    const onGooseTakeover = ({ gooseVersion, recorded }: GooseTakeover) => {
+      for (const name of recorded) {
+        takenOver.push(
+          `${'Taken over'.padEnd(12)} ${name} from the Go service's goose schema (version ${gooseVersion})`,
+        )
+      }
+    }
+    const names = await migrator.up({ onGooseTakeover })
+    return [...takenOver, applied('OK', names, await migrator.version())].join('\n')
+  },
   down: async (migrator) => applied('Rolled back', await migrator.down(), await migrator.version()),
   redo: async (migrator) => applied('Redone', await migrator.redo(), await migrator.version()),
   reset: async (migrator) => applied('Rolled back', await migrator.reset(), await migrator.version()),
@@ -70,8 +82,9 @@ async function main(args: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(`migrate: ${error instanceof ConfigError ? error.message : String(error)}`)
+    const known = error instanceof ConfigError || error instanceof EmbeddedFolderError
+    console.error(`migrate: ${known ? error.message : String(error)}`)
     if (error instanceof Error && error.cause !== undefined) console.error(`  cause: ${String(error.cause)}`)
-    process.exit(1)
+    process.exit(error instanceof EmbeddedFolderError ? error.exitCode : 1)
   },
 )
