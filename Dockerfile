@@ -5,12 +5,6 @@
 FROM node:24-bookworm-slim AS base
 WORKDIR /app
 
-FROM base AS prod-deps
-COPY package.json package-lock.json ./
-# No optional packages: they are the Node.js binaries npm scripts use on hosts with an older node
-# (package.json), and the base image brings its own.
-RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
-
 FROM base AS build
 COPY package.json package-lock.json ./
 # No install scripts: the build needs only esbuild, whose binary comes in its platform package.
@@ -34,11 +28,12 @@ ENV NODE_ENV=production
 # restarts in a pod): a restart starts faster (see the README's Performance section).
 ENV NODE_COMPILE_CACHE=/tmp/node-compile-cache
 WORKDIR /app
-# The bundle (scripts/build.ts) holds the code and most dependencies; node_modules keeps the packages it leaves
-# out (PGlite, Swagger UI) and what they need.
-COPY --from=prod-deps /app/node_modules ./node_modules
+# The bundle (scripts/build.ts) holds the code and every dependency but the two that read files beside their own
+# modules (PGlite, Swagger UI), which it puts with what they need in dist/node_modules: no other node_modules, and
+# no source maps (nothing here reads them).
 COPY package.json ./
-COPY --from=build /app/dist ./dist
+COPY --from=build /app/dist/bin/*.js ./dist/bin/
+COPY --from=build /app/dist/node_modules ./dist/node_modules
 COPY migrations ./migrations
 USER 65532:65532
 EXPOSE 8080

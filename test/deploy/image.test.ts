@@ -2,10 +2,12 @@
 // filesystem as uid 65532, refuse to start there with no database server, and stop on SIGTERM with exit code 0.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { after, before, describe, it } from 'node:test'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
+import { describe } from '../helpers/describe.ts'
 import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from '../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../helpers/service.ts'
 import { freePort, programMissing } from '../helpers/tools.ts'
@@ -15,6 +17,9 @@ const ROOT = new URL('../../', import.meta.url).pathname
 // This machine reaches no registry: ../shared/container provides podman settings and stand-in base images.
 const SHARED = new URL('../../../shared/container/', import.meta.url).pathname
 const IMAGE = 'localhost/myapp:test'
+const BASE_IMAGE = 'gcr.io/distroless/nodejs24-debian12:nonroot'
+// Every file under /app, relative to it, from the image's own node (it has no shell).
+const LIST_APP_FILES = "for (const f of require('node:fs').readdirSync('/app', { recursive: true })) console.log(f)"
 const NAME = `myapp-test-${process.pid}`
 
 function podman(args: string[], timeout = 300_000) {
@@ -47,9 +52,32 @@ describe('the production image', { skip }, () => {
     assert.equal(user.trim(), '65532:65532')
     const { stdout: history } = await podman(['history', IMAGE, '--format', '{{.Size}}\t{{.CreatedBy}}'])
     t.diagnostic(`layers:\n${history.trim()}`)
-    const { stdout: size } = await podman(['image', 'inspect', IMAGE, '--format', '{{.Size}}'])
-    t.diagnostic(`image size: ${(Number(size) / 1e6).toFixed(1)} MB`)
-    assert.ok(Number(size) > 0)
+    const sizeOf = async (image: string) =>
+      Number((await podman(['image', 'inspect', image, '--format', '{{.Size}}'])).stdout)
+    const added = (await sizeOf(IMAGE)) - (await sizeOf(BASE_IMAGE))
+    t.diagnostic(`adds ${(added / 1e6).toFixed(1)} MB over ${BASE_IMAGE}`)
+    // The README's figure is the one the build produces, within 10 %.
+    const readme = /The image adds ([\d.]+) MB over its base/.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))
+    assert.ok(readme, 'README: "The image adds N MB over its base"')
+    const stated = Number(readme[1])
+    assert.ok(Math.abs(added / 1e6 - stated) <= stated * 0.1, `${added / 1e6} MB vs the README's ${stated}`)
+  })
+
+  it('when built, then it carries one Node.js, no node_modules beside the bundle and no source maps', async () => {
+    const { stdout } = await podman(['run', '--rm', '--entrypoint', '/nodejs/bin/node', IMAGE, '-e', LIST_APP_FILES])
+    const files = stdout.trim().split('\n')
+    assert.ok(files.includes('dist/bin/server.js') && files.includes('dist/bin/migrate.js'), stdout)
+    assert.deepEqual(
+      files.filter((file) => file.startsWith('node_modules/') || file.endsWith('.map')),
+      [],
+    )
+    assert.deepEqual(
+      files.filter((file) => /(^|\/)bin\/node$/.test(file)),
+      [],
+    )
+    const packages = files.filter((file) => /^dist\/node_modules\/(@[^/]+\/)?[^/]+\/package\.json$/.test(file))
+    assert.ok(packages.includes('dist/node_modules/@electric-sql/pglite/package.json'), stdout)
+    assert.ok(packages.length < 40, `${packages.length} packages in dist/node_modules`)
   })
 
   it('when the migrate command runs in a container, then the schema is applied', async () => {
