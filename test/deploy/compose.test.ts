@@ -1,52 +1,74 @@
-// compose.yml read, not run (no engine here): every image pinned, every file it mounts present, every variable
-// one the service knows, no secret with a default, the observability services behind their profile.
+// compose.yml and compose.dev.yml read, without an engine (compose-run.test.ts runs them): every pulled image
+// fully qualified and pinned, every mounted file present, .env reaching the app, no secret with a default, the
+// app healthy only while /readyz answers and published on loopback, the observability services behind their
+// profile (no stand-in images exist for them here, so this is all they get).
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { it } from 'node:test'
 import { parse } from 'yaml'
 import { EnvSchema } from '../../src/config/config.ts'
 import { describe } from '../helpers/describe.ts'
+import { ROOT, readmeVariables, SET_BY_COMPOSE } from './compose-files.ts'
 
-const ROOT = new URL('../../', import.meta.url).pathname
-const text = readFileSync(`${ROOT}compose.yml`, 'utf8')
 interface Service {
   image?: string
   build?: { context: string; target?: string }
+  command?: string[]
+  env_file?: string[]
   volumes?: string[]
   environment?: Record<string, string>
+  healthcheck?: { test: string[]; interval?: string }
+  ports?: string[]
   profiles?: string[]
+  read_only?: boolean
   depends_on?: Record<string, { condition: string }> | string[]
 }
-const compose = parse(text, { merge: true }) as { services: Record<string, Service> }
-const services = compose.services
+const read = (file: string) => {
+  const text = readFileSync(`${ROOT}${file}`, 'utf8')
+  return { text, services: (parse(text, { merge: true }) as { services: Record<string, Service> }).services }
+}
+const { text, services } = read('compose.yml')
+const dev = read('compose.dev.yml')
+const known = new Set(Object.keys(EnvSchema.properties))
+
+const SECRETS = ['DATABASE_URL', 'DB_PASS', 'OTEL_EXPORTER_OTLP_HEADERS', 'REDIS_URL', 'AUTH_JWT_PUBLIC_KEY']
 
 describe('compose.yml', () => {
-  it('when images are named, then each has a pinned tag', () => {
-    for (const [name, service] of Object.entries(services)) {
-      assert.ok(service.image, `${name} names an image`)
-      assert.match(service.image, /^[\w./-]+:[\w.-]+$/, `${name}: ${service.image}`)
-      assert.doesNotMatch(service.image, /:latest$/)
+  it('when an image is pulled, then it names its registry and a pinned tag', () => {
+    const pulled = Object.entries(services).filter(([, service]) => service.build === undefined)
+    assert.ok(pulled.length >= 5)
+    for (const [name, service] of pulled) {
+      assert.match(service.image ?? '', /^[a-z0-9-]+(\.[a-z0-9-]+)+(:\d+)?\/[\w./-]+:[\w.-]+$/, name)
+      assert.doesNotMatch(service.image ?? '', /:latest$/, name)
     }
+    assert.equal(services.db?.image, 'docker.io/library/postgres:18.1-bookworm')
   })
 
-  it('when the app is built, then the Dockerfile has the target stage', () => {
+  it('when the app and the migration are built, then from the Dockerfile target, as one local image', () => {
     const dockerfile = readFileSync(`${ROOT}Dockerfile`, 'utf8')
-    for (const service of Object.values(services)) {
-      if (service.build === undefined) continue
-      assert.ok(existsSync(`${ROOT}${service.build.context}/Dockerfile`))
-      assert.match(dockerfile, new RegExp(`^FROM \\S+ AS ${service.build.target}$`, 'm'))
+    for (const [file, target, name] of [
+      [services, 'prod', 'localhost/myapp:local'],
+      [dev.services, 'dev', 'localhost/myapp:dev'],
+    ] as const) {
+      const built = [file.app, file.migrate]
+      for (const service of built) {
+        assert.equal(service?.build?.target, target)
+        assert.ok(existsSync(`${ROOT}${service?.build?.context}/Dockerfile`))
+        assert.match(service?.image ?? '', new RegExp(`^\\$\\{[A-Z_]+:-${name}\\}$`))
+      }
+      assert.equal(built[0]?.image, built[1]?.image, 'one image, built once')
+      assert.match(dockerfile, new RegExp(`^FROM \\S+ AS ${target}$`, 'm'))
     }
   })
 
   it('when files are mounted, then each exists in the repository', () => {
-    const mounts = Object.values(services).flatMap((service) => service.volumes ?? [])
+    const mounts = [...Object.values(services), ...Object.values(dev.services)].flatMap((s) => s.volumes ?? [])
     const files = mounts.filter((mount) => mount.startsWith('./'))
-    assert.ok(files.length >= 6)
+    assert.ok(files.length >= 9)
     for (const mount of files) assert.ok(existsSync(`${ROOT}${mount.split(':')[0]}`), mount)
   })
 
   it('when the app and migration get variables, then each is one the service reads', () => {
-    const known = new Set(Object.keys(EnvSchema.properties))
     for (const name of ['app', 'migrate']) {
       for (const variable of Object.keys(services[name]?.environment ?? {})) {
         assert.ok(known.has(variable), `${name}: ${variable}`)
@@ -54,19 +76,80 @@ describe('compose.yml', () => {
     }
   })
 
+  it("when .env sets a variable of the README's tables, then it reaches the app and the migration", () => {
+    const variables = readmeVariables()
+    assert.ok(variables.length >= 50, `${variables.length} variables in the README`)
+    for (const name of ['app', 'migrate']) {
+      const service = services[name] as Service
+      assert.deepEqual(service.env_file, ['.env'], name)
+      for (const variable of variables) {
+        assert.ok(known.has(variable), `${variable} is one the service reads`)
+        const value = service.environment?.[variable]
+        if (variable in SET_BY_COMPOSE) {
+          assert.equal(value, SET_BY_COMPOSE[variable], `${name}: ${variable}`)
+        } else if (value !== undefined) {
+          // environment wins over env_file: a value here must be .env's own, interpolated
+          assert.match(value, new RegExp(`^\\$\\{${variable}(:[-?][^}]*)?\\}$`), `${name}: ${variable}`)
+        }
+      }
+    }
+  })
+
+  it('when a variable only compose reads is used, then .env.example documents it', () => {
+    const example = readFileSync(`${ROOT}.env.example`, 'utf8')
+    const used = [...`${text}${dev.text}`.matchAll(/(?<!\$)\$\{([A-Z][A-Z0-9_]*)/g)].map((match) => match[1] as string)
+    const ownVariables = [...new Set(used)].filter((name) => !known.has(name))
+    assert.deepEqual(ownVariables.sort(), ['APP_DEV_IMAGE', 'APP_IMAGE', 'PUBLISH_ADDRESS', 'PUBLISH_PORT'])
+    for (const name of ownVariables) assert.match(example, new RegExp(`^#? ?${name}=`, 'm'), name)
+  })
+
   it('when a secret is referenced, then it has no default and must come from .env', () => {
-    for (const match of text.matchAll(/\$\{(DB_PASS|DATABASE_URL|OTEL_EXPORTER_OTLP_HEADERS)([^}]*)\}/g)) {
+    const references = [...`${text}${dev.text}`.matchAll(/\$\{([A-Z][A-Z0-9_]*)([^}]*)\}/g)]
+    const secrets = references.filter((match) => SECRETS.includes(match[1] as string))
+    assert.ok(secrets.length >= 2)
+    for (const match of secrets) {
       assert.match(match[2] as string, /^:\?/, `${match[0]} must be required, not defaulted`)
     }
+    assert.match(text, /DB_PASS: \$\{DB_PASS:\?/)
+  })
+
+  it('when the app runs, then it is healthy only while /readyz answers on the port it listens on', () => {
+    for (const [file, node] of [
+      [services, '/nodejs/bin/node'],
+      [dev.services, 'node'],
+    ] as const) {
+      const test = file.app?.healthcheck?.test ?? []
+      assert.deepEqual(test.slice(0, 3), ['CMD', node, '-e'], 'no shell in the distroless image: node runs the check')
+      assert.match(test[3] as string, /^fetch\('http:\/\/127\.0\.0\.1:8080\/readyz'\)/)
+      assert.match(test[3] as string, /process\.exit\(r\.ok\?0:1\)/)
+      for (const argument of test) assert.doesNotMatch(argument, /\s/, "podman 4.3's API splits arguments at spaces")
+    }
+    assert.equal(services.app?.environment?.SERVER_PORT, '8080')
+    assert.equal(services.app?.read_only, true)
+  })
+
+  it('when ports are published, then on loopback unless PUBLISH_ADDRESS says otherwise', () => {
+    const ports = Object.values(services).flatMap((service) => service.ports ?? [])
+    assert.ok(ports.length >= 4)
+    for (const port of ports) assert.match(port, /^\$\{PUBLISH_ADDRESS:-127\.0\.0\.1\}:/, port)
+    assert.equal(services.app?.ports?.length, 1)
+    assert.match(services.app?.ports?.[0] ?? '', /^\$\{PUBLISH_ADDRESS:-127\.0\.0\.1\}:\$\{PUBLISH_PORT:-8080\}:8080$/)
   })
 
   it('when started, then the app waits for a successful migration, which waits for a healthy database', () => {
     assert.deepEqual(services.app?.depends_on, { migrate: { condition: 'service_completed_successfully' } })
     assert.deepEqual(services.migrate?.depends_on, { db: { condition: 'service_healthy' } })
-    assert.deepEqual(services.migrate && (services.migrate as { command: string[] }).command, [
-      'dist/bin/migrate.js',
-      'up',
-    ])
+    assert.deepEqual(services.migrate?.command, ['dist/bin/migrate.js', 'up'])
+  })
+
+  it('when the dev override is added, then the dev image runs the mounted sources', () => {
+    assert.deepEqual(Object.keys(dev.services).sort(), ['app', 'migrate'], 'it adds no service')
+    for (const name of ['app', 'migrate']) {
+      assert.ok(dev.services[name]?.volumes?.includes('./src:/app/src:ro'), name)
+    }
+    assert.deepEqual(dev.services.migrate?.command, ['node', 'src/migrate.ts', 'up'])
+    assert.ok(existsSync(`${ROOT}src/migrate.ts`))
+    assert.match(readFileSync(`${ROOT}Dockerfile`, 'utf8'), /CMD \["node", "--watch", "src\/server\.ts"\]/)
   })
 
   it('when the observability profile is off, then only the database, migration and app run', () => {
