@@ -21,6 +21,12 @@ export const EnvSchema = Type.Object({
   SERVER_SHUTDOWN_DELAY: Duration('0s', 'After SIGTERM, keep serving this long with /readyz at 503 before closing'),
   SERVER_SHUTDOWN_TIMEOUT: Duration('15s', 'Grace period for in-flight requests after SIGTERM'),
   SERVER_BODY_LIMIT: Type.Integer({ minimum: 1024, default: 65536, description: 'Largest request body in bytes' }),
+  SERVER_MAX_PIPELINED: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 4,
+    description: 'Requests of one connection answered at once; later pipelined ones wait, and the socket is not read',
+  }),
   SERVER_TRUST_PROXY: Type.Optional(
     Type.String({
       description:
@@ -68,6 +74,12 @@ export const EnvSchema = Type.Object({
     description: 'Requests per client per window on /v1; 0 = off',
   }),
   RATE_LIMIT_WINDOW: Duration('1m', 'Rate limit window'),
+  AUTH_FAILURE_LIMIT: Type.Integer({
+    minimum: 0,
+    default: 20,
+    description: 'Refused bearer tokens per client address per window before its tokens get 429; 0 = off',
+  }),
+  AUTH_FAILURE_WINDOW: Duration('1m', 'Window of AUTH_FAILURE_LIMIT'),
   REDIS_URL: Type.Optional(
     Type.String({ pattern: '^rediss?://', description: 'Redis shared by replicas for the rate limit (secret)' }),
   ),
@@ -84,8 +96,14 @@ export const EnvSchema = Type.Object({
   DB_NAME: Type.Optional(Type.String({ minLength: 1, description: 'PostgreSQL database' })),
   DB_SSLMODE: Type.Enum(['disable', 'prefer', 'require', 'verify-full'], {
     default: 'disable',
-    description: 'TLS to PostgreSQL with DB_* (a DATABASE_URL carries its own sslmode)',
+    description: "TLS to PostgreSQL, with DB_* or DATABASE_URL (the stricter of this and the URL's sslmode applies)",
   }),
+  DB_SSLROOTCERT: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'CA certificate file (PEM) verify-full checks the server against, instead of the system CAs',
+    }),
+  ),
   DB_DEBUG: Flag('Log every SQL statement (text and duration, never parameters)'),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'Connections per process' }),
   DB_CONNECT_TIMEOUT: Duration('5s', 'Time allowed to open a connection'),
@@ -248,6 +266,8 @@ function crossFieldProblems(env: Env): string[] {
     )
   }
   problems.push(...parseTrustProxy(env.SERVER_TRUST_PROXY).problems)
+  if (env.DB_SSLROOTCERT !== undefined && env.DB_SSLMODE !== 'verify-full')
+    problems.push('DB_SSLROOTCERT: is used only with DB_SSLMODE=verify-full')
   if (env.TZ !== 'UTC' && !isTimeZone(env.TZ))
     problems.push(`TZ: must be an IANA time zone such as UTC or Asia/Singapore (got "${env.TZ}")`)
   return problems
@@ -311,12 +331,18 @@ function toConfig(env: Env) {
     shutdownDelayMs: parseDuration(env.SERVER_SHUTDOWN_DELAY),
     shutdownTimeoutMs: parseDuration(env.SERVER_SHUTDOWN_TIMEOUT),
     bodyLimit: env.SERVER_BODY_LIMIT,
+    maxPipelined: env.SERVER_MAX_PIPELINED,
     loadShedEventLoopDelayMs: parseDuration(env.LOAD_SHED_EVENT_LOOP_DELAY),
     workers: env.WEB_CONCURRENCY,
     trustProxy: parseTrustProxy(env.SERVER_TRUST_PROXY).trust,
   }
   const log = { level: env.LOG_LEVEL ?? (env.SERVER_DEBUG ? 'debug' : 'info') }
-  const databaseUrl = env.DATABASE_URL ?? (env.DB_HOST === undefined ? undefined : urlFromParts(env))
+  const databaseUrl =
+    env.DATABASE_URL !== undefined
+      ? withTls(env.DATABASE_URL, env)
+      : env.DB_HOST === undefined
+        ? undefined
+        : withTls(urlFromParts(env), env)
   const database =
     databaseUrl === undefined
       ? { kind: 'embedded' as const, path: env.DB_EMBEDDED_PATH, debug: env.DB_DEBUG }
@@ -369,6 +395,7 @@ function toConfig(env: Env) {
       windowMs: parseDuration(env.RATE_LIMIT_WINDOW),
       redisUrl: env.REDIS_URL,
       namespace: 'myapp-rate-limit:',
+      authFailures: { max: env.AUTH_FAILURE_LIMIT, windowMs: parseDuration(env.AUTH_FAILURE_WINDOW) },
     },
     cors: { origins: env.CORS_ALLOWED_ORIGINS.split(',').filter((origin) => origin !== '') },
     metrics: { enabled: env.METRICS_ENABLED },
@@ -394,8 +421,25 @@ function urlFromParts(env: Env): string {
   url.username = env.DB_USER as string
   url.password = env.DB_PASS ?? ''
   url.pathname = `/${env.DB_NAME}`
-  if (env.DB_SSLMODE !== 'disable') url.searchParams.set('sslmode', env.DB_SSLMODE)
   return url.toString()
+}
+
+// Weakest first: libpq's modes, of which DB_SSLMODE offers four.
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']
+
+/**
+ * DB_SSLMODE and DB_SSLROOTCERT applied to a PostgreSQL URL, as libpq's sslmode and sslrootcert parameters. A URL
+ * that names its own sslmode keeps it unless DB_SSLMODE is stricter, so neither can weaken the other.
+ */
+function withTls(text: string, env: Env): string {
+  const url = new URL(text)
+  const before = url.search
+  const own = url.searchParams.get('sslmode')
+  const rank = (mode: string) => SSL_MODES.indexOf(mode)
+  if (own === null ? env.DB_SSLMODE !== 'disable' : rank(own) >= 0 && rank(env.DB_SSLMODE) > rank(own))
+    url.searchParams.set('sslmode', env.DB_SSLMODE)
+  if (env.DB_SSLROOTCERT !== undefined) url.searchParams.set('sslrootcert', env.DB_SSLROOTCERT)
+  return url.search === before ? text : url.toString()
 }
 
 /** What is safe to log about the configuration: everything except credentials. */

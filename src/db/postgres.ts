@@ -1,4 +1,6 @@
 // Server PostgreSQL through postgres.js: pipelined, prepared statements, a bounded pool.
+import { readFileSync } from 'node:fs'
+import { type ConnectionOptions, checkServerIdentity } from 'node:tls'
 import postgres from 'postgres'
 import type { Config } from '../config/config.ts'
 import type { Database } from './database.ts'
@@ -19,7 +21,9 @@ export function openPostgres(
   // A transaction-mode pooler (PgBouncer) hands each statement to any server connection: named prepared
   // statements and session settings sent at start-up would not follow it.
   const prepare = config.preparedStatements
-  const sql = postgres(config.url, {
+  const { url, ssl } = tlsOf(config.url)
+  const sql = postgres(url, {
+    ...(ssl === undefined ? {} : { ssl }),
     max: config.poolMax,
     connect_timeout: config.connectTimeoutMs / 1000,
     idle_timeout: 60,
@@ -115,5 +119,31 @@ export function openPostgres(
       await sql`SELECT 1`
     },
     close: () => sql.end({ timeout: 5 }),
+  }
+}
+
+/**
+ * verify-full as libpq means it: the server's certificate must chain to the CA in the sslrootcert file (a
+ * parameter postgres.js does not know, and would send to the server as a setting) or to the system's, and must
+ * name the URL's host. The host is checked explicitly: for an IP address postgres.js sends no server name, and
+ * Node would check the certificate against "localhost".
+ */
+function tlsOf(text: string): { url: string; ssl?: ConnectionOptions } {
+  const url = new URL(text)
+  const file = url.searchParams.get('sslrootcert')
+  const mode = url.searchParams.get('sslmode') ?? (file === 'system' ? 'verify-full' : null)
+  if (mode !== 'verify-full') {
+    if (file !== null) throw new Error('sslrootcert needs sslmode=verify-full')
+    return { url: text }
+  }
+  url.searchParams.delete('sslrootcert')
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  return {
+    url: url.toString(),
+    ssl: {
+      ...(file === null || file === 'system' ? {} : { ca: readFileSync(file, 'utf8') }),
+      rejectUnauthorized: true,
+      checkServerIdentity: (_servername, certificate) => checkServerIdentity(host, certificate),
+    },
   }
 }

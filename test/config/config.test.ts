@@ -40,7 +40,13 @@ describe('parseConfig', () => {
       books: { requireIfMatch: false },
       auth: { mode: 'none' },
       environment: 'development',
-      rateLimit: { max: 600, windowMs: 60_000, redisUrl: undefined, namespace: 'myapp-rate-limit:' },
+      rateLimit: {
+        max: 600,
+        windowMs: 60_000,
+        redisUrl: undefined,
+        namespace: 'myapp-rate-limit:',
+        authFailures: { max: 20, windowMs: 60_000 },
+      },
       cors: { origins: [] },
       metrics: { enabled: true },
       tracing: {
@@ -332,6 +338,37 @@ describe('authentication settings', () => {
   })
 })
 
+describe('rate limit settings', () => {
+  it('when the limits are set, then the request budget and the budget of refused tokens are parsed', () => {
+    const config = parseConfig({
+      RATE_LIMIT_MAX: '100',
+      RATE_LIMIT_WINDOW: '30s',
+      AUTH_FAILURE_LIMIT: '5',
+      AUTH_FAILURE_WINDOW: '15m',
+      REDIS_URL: 'redis://:secret@cache:6379',
+    })
+    assert.deepEqual(config.rateLimit, {
+      max: 100,
+      windowMs: 30_000,
+      redisUrl: 'redis://:secret@cache:6379',
+      namespace: 'myapp-rate-limit:',
+      authFailures: { max: 5, windowMs: 900_000 },
+    })
+    assert.equal(parseConfig({ AUTH_FAILURE_LIMIT: '0' }).rateLimit.authFailures.max, 0)
+    assert.doesNotMatch(JSON.stringify(describeConfig(config)), /secret/)
+  })
+
+  it('when the budget of refused tokens is bad, then each variable is named', () => {
+    assert.deepEqual(problemsOf({ AUTH_FAILURE_LIMIT: '-1', AUTH_FAILURE_WINDOW: '1 minute' }), [
+      'AUTH_FAILURE_LIMIT: must be >= 0 (got "-1")',
+      'AUTH_FAILURE_WINDOW: must be a Go duration such as 3s, 250ms or 1m30s (got "1 minute")',
+    ])
+    assert.deepEqual(problemsOf({ AUTH_FAILURE_LIMIT: 'twenty' }), [
+      'AUTH_FAILURE_LIMIT: must be an integer (got "twenty")',
+    ])
+  })
+})
+
 describe('SERVER_TRUST_PROXY', () => {
   it('when it lists addresses and CIDR ranges of either family, then each is kept as written, spaces trimmed', () => {
     assert.deepEqual(
@@ -383,4 +420,49 @@ describe('SERVER_TRUST_PROXY', () => {
       assert.ok(problems[0]?.startsWith(problem), problems[0])
     })
   }
+})
+
+describe('database TLS settings', () => {
+  const urlOf = (env: Record<string, string>) => {
+    const { database } = parseConfig(env)
+    assert.equal(database.kind, 'postgres')
+    return database.kind === 'postgres' ? database.url : ''
+  }
+
+  it('when DB_SSLMODE and DB_SSLROOTCERT are set with a DATABASE_URL, then the URL carries both', () => {
+    const url = new URL(
+      urlOf({
+        DATABASE_URL: 'postgresql://app:pw@myapp-db-rw.myapp-dev:5432/myapp',
+        DB_SSLMODE: 'verify-full',
+        DB_SSLROOTCERT: '/etc/myapp/db-ca/ca.crt',
+      }),
+    )
+    assert.equal(url.searchParams.get('sslmode'), 'verify-full')
+    assert.equal(url.searchParams.get('sslrootcert'), '/etc/myapp/db-ca/ca.crt')
+    assert.equal(url.hostname, 'myapp-db-rw.myapp-dev')
+  })
+
+  it('when the DATABASE_URL names its own sslmode, then the stricter of it and DB_SSLMODE applies', () => {
+    const mode = (url: string, sslMode?: string) =>
+      new URL(urlOf({ DATABASE_URL: url, ...(sslMode ? { DB_SSLMODE: sslMode } : {}) })).searchParams.get('sslmode')
+    assert.equal(mode('postgres://a@h/d?sslmode=require'), 'require')
+    assert.equal(mode('postgres://a@h/d?sslmode=require', 'disable'), 'require')
+    assert.equal(mode('postgres://a@h/d?sslmode=disable', 'verify-full'), 'verify-full')
+    assert.equal(mode('postgres://a@h/d?sslmode=verify-full', 'require'), 'verify-full')
+    assert.equal(mode('postgres://a@h/d', 'prefer'), 'prefer')
+    assert.equal(mode('postgres://a@h/d'), null)
+  })
+
+  it('when DB_* are used, then DB_SSLROOTCERT reaches the URL as sslrootcert', () => {
+    const url = new URL(
+      urlOf({ DB_HOST: 'db', DB_USER: 'u', DB_NAME: 'n', DB_SSLMODE: 'verify-full', DB_SSLROOTCERT: '/ca.crt' }),
+    )
+    assert.deepEqual(Object.fromEntries(url.searchParams), { sslmode: 'verify-full', sslrootcert: '/ca.crt' })
+  })
+
+  it('when DB_SSLROOTCERT is set without verify-full, then start-up is refused', () => {
+    assert.deepEqual(problemsOf({ DATABASE_URL: 'postgres://a@h/d', DB_SSLROOTCERT: '/ca.crt' }), [
+      'DB_SSLROOTCERT: is used only with DB_SSLMODE=verify-full',
+    ])
+  })
 })

@@ -1,29 +1,16 @@
-// deploy/k8s rendered with kustomize: every object valid against its Kubernetes or CRD schema, and the policies
-// a production deployment needs, checked on every overlay.
+// deploy/k8s rendered with kustomize: every object valid against its Kubernetes or CRD schema, and what a fresh
+// cluster, Argo CD, CloudNativePG and an operator need of it, checked on every overlay. Reachability under the
+// NetworkPolicies is network-policy.test.ts; the Deployment under a container runtime, kube-play.test.ts.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { it } from 'node:test'
-import { promisify } from 'node:util'
 import { Ajv } from 'ajv'
-import { parse, parseAllDocuments } from 'yaml'
+import { parse } from 'yaml'
 import { describe } from '../helpers/describe.ts'
-import { programMissing } from '../helpers/tools.ts'
+import { K8S_DIR, kubectlMissing, type Manifest, OVERLAYS, render } from '../helpers/kustomize.ts'
 
-const run = promisify(execFile)
-const K8S = new URL('../../deploy/k8s/', import.meta.url).pathname
-const KUBECTL = '/usr/bin/kubectl'
-const OVERLAYS = ['dev', 'stage', 'prod'] as const
-
-// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are checked field by field
-type Manifest = Record<string, any>
-
-async function render(path: string): Promise<Manifest[]> {
-  const { stdout } = await run(KUBECTL, ['kustomize', `${K8S}${path}`], { maxBuffer: 16 * 1024 * 1024 })
-  return parseAllDocuments(stdout).map((document) => document.toJSON() as Manifest)
-}
-
-// Schemas: kubernetes-models for Kubernetes and the CRDs it packages, the repository's JSON Schema for CloudNativePG.
+// Schemas: kubernetes-models for Kubernetes and the CRDs it packages, the repository's JSON Schemas for
+// CloudNativePG and the Barman Cloud Plugin.
 const MODEL_MODULES: Record<string, string> = {
   v1: 'kubernetes-models/v1',
   'apps/v1': 'kubernetes-models/apps/v1',
@@ -35,16 +22,22 @@ const MODEL_MODULES: Record<string, string> = {
   'gateway.networking.k8s.io/v1': '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1',
   'argoproj.io/v1alpha1': '@kubernetes-models/argo-cd/argoproj.io/v1alpha1',
 }
-const cnpgSchemas = JSON.parse(readFileSync(new URL('schemas/cloudnative-pg.json', import.meta.url), 'utf8'))
-const cnpg = new Ajv({ allErrors: true, strict: false })
-cnpg.addSchema(cnpgSchemas, 'cnpg')
+const JSON_SCHEMAS: Record<string, string> = {
+  'postgresql.cnpg.io/v1': 'cloudnative-pg',
+  'barmancloud.cnpg.io/v1': 'barman-cloud',
+}
+const crds = new Ajv({ allErrors: true, strict: false })
+for (const name of Object.values(JSON_SCHEMAS)) {
+  crds.addSchema(JSON.parse(readFileSync(new URL(`schemas/${name}.json`, import.meta.url), 'utf8')), name)
+}
 
 async function validate(manifest: Manifest): Promise<void> {
   const what = `${manifest.kind}/${manifest.metadata?.name}`
-  if (manifest.apiVersion === 'postgresql.cnpg.io/v1') {
-    const check = cnpg.getSchema(`cnpg#/${manifest.kind}`)
+  const schema = JSON_SCHEMAS[manifest.apiVersion]
+  if (schema !== undefined) {
+    const check = crds.getSchema(`${schema}#/${manifest.kind}`)
     assert.ok(check, `no schema for ${what}`)
-    assert.ok(check(manifest), `${what}: ${cnpg.errorsText(check.errors)}`)
+    assert.ok(check(manifest), `${what}: ${crds.errorsText(check.errors)}`)
     return
   }
   const module = MODEL_MODULES[manifest.apiVersion]
@@ -54,18 +47,24 @@ async function validate(manifest: Manifest): Promise<void> {
   assert.doesNotThrow(() => new Model(manifest).validate(), `${what} is invalid`)
 }
 
-const skip = programMissing(KUBECTL, 'install kubectl with kustomize v5')
+const wave = (manifest: Manifest) => Number(manifest.metadata.annotations?.['argocd.argoproj.io/sync-wave'] ?? 0)
+const envOf = (container: Manifest) =>
+  Object.fromEntries(((container.env ?? []) as Manifest[]).map((entry) => [entry.name, entry]))
+const PROBE_ROUTES = ['/livez', '/readyz', '/metrics']
+
+const skip = kubectlMissing()
 
 for (const overlay of OVERLAYS) {
   describe(`the ${overlay} overlay`, { skip }, () => {
     const rendered = render(`overlays/${overlay}`)
     const ofKind = async (kind: string) => (await rendered).filter((manifest) => manifest.kind === kind)
-    const one = async (kind: string, name = 'myapp') => {
-      const found = (await ofKind(kind)).find((manifest) => manifest.metadata.name === name)
-      assert.ok(found, `${kind}/${name}`)
-      return found
+    const one = async (kind: string, name?: string) => {
+      const found = (await ofKind(kind)).filter((manifest) => name === undefined || manifest.metadata.name === name)
+      assert.equal(found.length, 1, `one ${kind}${name ? `/${name}` : ''}`)
+      return found[0] as Manifest
     }
     const configMap = async () => (await one('ConfigMap')).data as Record<string, string>
+    const appContainer = async () => (await one('Deployment', 'myapp')).spec.template.spec.containers[0] as Manifest
 
     it("when the ConfigMap is parsed by the service's own config schema, then it is accepted", async () => {
       const { parseConfig } = await import('../../src/config/config.ts')
@@ -75,18 +74,36 @@ for (const overlay of OVERLAYS) {
 
     it('when rendered, then every object validates against its schema', async () => {
       const manifests = await rendered
-      assert.ok(manifests.length >= 15)
+      assert.ok(manifests.length >= 20)
       for (const manifest of manifests) await validate(manifest)
+    })
+
+    it('when rendered for a fresh cluster, then its Namespace comes first and enforces the restricted Pod Security Standard', async () => {
+      const manifests = await rendered
+      const namespace = await one('Namespace')
+      assert.equal(manifests[0], namespace, 'kubectl apply creates it before what lives in it')
+      assert.equal(namespace.metadata.name, `myapp-${overlay}`)
+      for (const mode of ['enforce', 'audit', 'warn']) {
+        assert.equal(namespace.metadata.labels[`pod-security.kubernetes.io/${mode}`], 'restricted', mode)
+      }
+      assert.match(namespace.metadata.annotations['argocd.argoproj.io/sync-options'], /Prune=false.*Delete=false/)
     })
 
     it('when rendered, then no Secret is committed and credentials come from the operator-made secret', async () => {
       const manifests = await rendered
       assert.equal(manifests.filter((manifest) => manifest.kind === 'Secret').length, 0)
       assert.doesNotMatch(JSON.stringify(manifests), /password\W+[:=]\s*\w|postgres(ql)?:\/\/\w+:\w+@/i)
-      const env = (await one('Deployment')).spec.template.spec.containers[0].env as Manifest[]
+      const env = envOf(await appContainer())
       for (const name of ['DB_USER', 'DB_PASS', 'DB_NAME']) {
-        assert.equal(env.find((entry) => entry.name === name)?.valueFrom?.secretKeyRef?.name, 'myapp-db-app', name)
+        assert.equal(env[name]?.valueFrom?.secretKeyRef?.name, 'myapp-db-app', name)
       }
+    })
+
+    it('when the ConfigMap is generated, then its name carries a hash and the Deployment refers to that name', async () => {
+      const name = (await one('ConfigMap')).metadata.name as string
+      assert.match(name, /^myapp-[a-z0-9]{10}$/, 'an edit changes the name, which rolls the pods')
+      const sources = ((await appContainer()).envFrom as Manifest[]).map((source) => source.configMapRef?.name)
+      assert.deepEqual(sources, [name])
     })
 
     it('when containers are listed, then each has requests, limits, a pinned image and the restricted security context', async () => {
@@ -138,16 +155,20 @@ for (const overlay of OVERLAYS) {
       assert.equal(pod.topologySpreadConstraints.length, 2)
     })
 
-    it('when autoscaling and disruptions are read, then at least 2 replicas run and a rolling update can proceed', async () => {
-      const hpa = await one('HorizontalPodAutoscaler')
-      assert.ok(hpa.spec.minReplicas >= 2)
-      assert.ok(hpa.spec.maxReplicas > hpa.spec.minReplicas)
-      const pdb = await one('PodDisruptionBudget')
-      assert.ok(pdb.spec.maxUnavailable >= 1, 'one pod may always be evicted')
-      assert.equal((await one('Deployment')).spec.replicas, hpa.spec.minReplicas)
+    it('when an HPA scales a workload, then the workload names no replicas and at least 2 run', async () => {
+      const manifests = await rendered
+      for (const hpa of await ofKind('HorizontalPodAutoscaler')) {
+        const { kind, name } = hpa.spec.scaleTargetRef
+        const target = manifests.find((manifest) => manifest.kind === kind && manifest.metadata.name === name)
+        assert.ok(target, `${kind}/${name}`)
+        assert.equal(target.spec.replicas, undefined, `${kind}/${name} pins replicas that ${hpa.metadata.name} owns`)
+        assert.ok(hpa.spec.minReplicas >= 2)
+        assert.ok(hpa.spec.maxReplicas > hpa.spec.minReplicas)
+      }
+      assert.ok((await one('PodDisruptionBudget', 'myapp')).spec.maxUnavailable >= 1, 'one pod may always be evicted')
     })
 
-    it('when labels are read, then every object carries the app.kubernetes.io set', async () => {
+    it('when labels are read, then every object carries the app.kubernetes.io set and lives in the namespace', async () => {
       for (const manifest of await rendered) {
         const labels = manifest.metadata.labels ?? {}
         for (const key of ['name', 'instance', 'version', 'part-of', 'component']) {
@@ -156,65 +177,211 @@ for (const overlay of OVERLAYS) {
             `${manifest.kind}/${manifest.metadata.name} has app.kubernetes.io/${key}`,
           )
         }
-        assert.equal(manifest.metadata.namespace, `myapp-${overlay}`)
+        if (manifest.kind !== 'Namespace') assert.equal(manifest.metadata.namespace, `myapp-${overlay}`)
       }
     })
 
-    it('when the network is read, then all traffic is denied except what the service needs', async () => {
+    it('when the network is read, then a default deny covers every pod in the namespace', async () => {
       const deny = await one('NetworkPolicy', 'myapp-default-deny')
       assert.deepEqual(deny.spec, { podSelector: {}, policyTypes: ['Ingress', 'Egress'] })
-      const api = await one('NetworkPolicy', 'myapp-api')
-      const egressPorts = api.spec.egress.flatMap((rule: Manifest) => rule.ports.map((port: Manifest) => port.port))
-      assert.deepEqual([...new Set(egressPorts)].sort(), [443, 4318, 53, 5432].sort())
     })
 
-    it('when the migrate Job is read, then it is a PreSync hook that reaches the primary, not the pooler', async () => {
-      const job = await one('Job', 'myapp-migrate')
-      assert.equal(job.metadata.annotations['argocd.argoproj.io/hook'], 'PreSync')
+    it('when Argo CD syncs, then the Cluster comes before the migrate Sync hook, and the hook before the Deployment', async () => {
+      const cluster = await one('Cluster', 'myapp-db')
+      const job = await one('Job')
+      const deployment = await one('Deployment')
+      const annotations = job.metadata.annotations ?? {}
+      assert.equal(annotations['argocd.argoproj.io/hook'], 'Sync', 'the secret it needs exists only after the Cluster')
+      assert.ok(wave(cluster) < wave(job), `Cluster wave ${wave(cluster)} < migrate wave ${wave(job)}`)
+      assert.ok(wave(job) < wave(deployment), `migrate wave ${wave(job)} < Deployment wave ${wave(deployment)}`)
+      const policies = String(annotations['argocd.argoproj.io/hook-delete-policy']).split(',')
+      assert.ok(policies.includes('BeforeHookCreation'), 'a re-sync replaces the previous run')
+      assert.ok(policies.includes('HookSucceeded'))
+    })
+
+    it('when the migrate Job is applied again by a later release, then it has a new name rather than a changed spec', async () => {
+      const job = await one('Job')
+      const tag = /:([\w.-]+)$/.exec(job.spec.template.spec.containers[0].image)?.[1]
+      assert.equal(job.metadata.name, `myapp-migrate-${tag}`)
+      assert.equal(job.metadata.labels['app.kubernetes.io/version'], tag)
+      assert.ok(job.spec.ttlSecondsAfterFinished > 0, 'finished runs are removed')
       const container = job.spec.template.spec.containers[0]
       assert.deepEqual(container.args, ['dist/bin/migrate.js', 'up'])
-      assert.deepEqual(container.env, [
-        { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'myapp-db-app', key: 'uri' } } },
-      ])
+      assert.deepEqual(envOf(container).DATABASE_URL, {
+        name: 'DATABASE_URL',
+        valueFrom: { secretKeyRef: { name: 'myapp-db-app', key: 'uri' } },
+      })
+    })
+
+    it('when the app and the migration connect, then TLS is verify-full against the cluster CA, mounted read-only', async () => {
+      const { parseConfig } = await import('../../src/config/config.ts')
+      const cluster = await one('Cluster', 'myapp-db')
+      for (const workload of [await one('Deployment'), await one('Job')]) {
+        const pod = workload.spec.template.spec
+        const container = pod.containers[0]
+        const env = envOf(container)
+        const what = workload.metadata.name
+        assert.equal(env.DB_SSLMODE?.value, 'verify-full', what)
+        const caFile = env.DB_SSLROOTCERT?.value as string
+        const mount = (container.volumeMounts as Manifest[]).find((candidate) =>
+          caFile?.startsWith(`${candidate.mountPath}/`),
+        )
+        assert.ok(mount, `${what}: ${caFile} is on a mounted volume`)
+        assert.equal(mount.readOnly, true, what)
+        const volume = (pod.volumes as Manifest[]).find((candidate) => candidate.name === mount.name)
+        assert.equal(volume?.secret?.secretName, `${cluster.metadata.name}-ca`, what)
+        assert.deepEqual(
+          volume?.secret?.items,
+          [{ key: 'ca.crt', path: caFile.slice(mount.mountPath.length + 1) }],
+          `${what}: only the certificate, never ca.key`,
+        )
+        const url = new URL(
+          (parseConfig({ DATABASE_URL: 'postgresql://u:p@myapp-db-rw.ns:5432/d', ...plain(env) }).database as Manifest)
+            .url,
+        )
+        assert.equal(url.searchParams.get('sslmode'), 'verify-full', `${what}: DB_SSLMODE reaches the URL`)
+      }
+      const host = envOf(await appContainer()).DB_HOST?.value
+      assert.ok(cluster.spec.certificates.serverAltDNSNames.includes(host), `the server certificate names ${host}`)
     })
 
     it('when the app reaches PostgreSQL, then it goes through the transaction-mode pooler with prepared statements off', async () => {
-      const env = Object.fromEntries(
-        ((await one('Deployment')).spec.template.spec.containers[0].env as Manifest[]).map((entry) => [
-          entry.name,
-          entry,
-        ]),
-      )
+      const env = envOf(await appContainer())
       assert.equal(env.DB_HOST?.value, 'myapp-db-pooler-rw')
       assert.equal(env.DB_PREPARED_STATEMENTS?.value, 'false')
       assert.equal(env.DB_STATEMENT_TIMEOUT?.value, '0')
       assert.equal(env.DATABASE_URL, undefined, 'DATABASE_URL would win over DB_*')
       const pooler = await one('Pooler', 'myapp-db-pooler-rw')
       assert.equal(pooler.spec.pgbouncer.poolMode, 'transaction')
-      assert.equal((await one('Cluster', 'myapp-db')).spec.instances, 3)
     })
 
-    it('when monitoring is read, then the PrometheusRule is deploy/monitoring/prometheus-rules.yaml', async () => {
-      const rule = await one('PrometheusRule')
-      const rules = parse(
-        readFileSync(new URL('../../deploy/monitoring/prometheus-rules.yaml', import.meta.url), 'utf8'),
+    it('when the Pooler is read, then it has resources and a disruption budget over its pods', async () => {
+      const pooler = await one('Pooler', 'myapp-db-pooler-rw')
+      const container = (pooler.spec.template?.spec?.containers ?? []).find(
+        (candidate: Manifest) => candidate.name === 'pgbouncer',
       )
+      assert.ok(container?.resources?.requests?.cpu && container.resources.requests.memory, 'requests')
+      assert.ok(container.resources.limits?.cpu && container.resources.limits.memory, 'limits')
+      const budget = (await ofKind('PodDisruptionBudget')).find(
+        (candidate) => candidate.spec.selector?.matchLabels?.['cnpg.io/poolerName'] === pooler.metadata.name,
+      )
+      assert.ok(budget, 'a PodDisruptionBudget selects the Pooler pods by cnpg.io/poolerName')
+      assert.equal(budget.spec.maxUnavailable, 1, 'a drain may always take one, even of a single instance')
+    })
+
+    it('when backups are read, then they go through the Barman Cloud Plugin with credentials from a secret', async () => {
+      const cluster = await one('Cluster', 'myapp-db')
+      assert.equal(cluster.spec.backup?.barmanObjectStore, undefined, 'the in-tree object store is deprecated')
+      const [plugin, ...others] = cluster.spec.plugins ?? []
+      assert.equal(others.length, 0)
+      assert.equal(plugin?.name, 'barman-cloud.cloudnative-pg.io')
+      assert.equal(plugin.isWALArchiver, true)
+      const store = await one('ObjectStore', plugin.parameters.barmanObjectName)
+      const credentials = store.spec.configuration.s3Credentials
+      assert.equal(credentials.inheritFromIAMRole, undefined, 'no cloud identity is wired here')
+      assert.ok(credentials.accessKeyId.name && credentials.secretAccessKey.name, 'keys come from a secret')
+      assert.equal(store.spec.configuration.serverName, undefined, "the plugin takes serverName from the Cluster's")
+      const scheduled = await one('ScheduledBackup')
+      assert.equal(scheduled.spec.method, 'plugin')
+      assert.equal(scheduled.spec.pluginConfiguration.name, plugin.name)
+      assert.equal(cluster.spec.instances, overlay === 'dev' ? 1 : overlay === 'stage' ? 2 : 3)
+    })
+
+    it('when monitoring is read, then the rules are deploy/monitoring’s, the probes are outside the SLOs, and the database is scraped', async () => {
+      const rule = await one('PrometheusRule')
+      const rules = parse(readFileSync(`${K8S_DIR}/../monitoring/prometheus-rules.yaml`, 'utf8'))
       assert.deepEqual(rule.spec, rules)
+      for (const recording of rule.spec.groups.flatMap((group: Manifest) => group.rules)) {
+        if (!recording.record?.startsWith('myapp:http_')) continue
+        const selectors = [...recording.expr.matchAll(/http_request_duration_seconds_\w+\{([^}]*)\}/g)]
+        assert.ok(selectors.length > 0, recording.record)
+        for (const [, selector] of selectors) {
+          const excluded = /route!~"([^"]+)"/.exec(selector)?.[1]
+          assert.ok(excluded, `${recording.record} leaves no route out: {${selector}}`)
+          for (const route of PROBE_ROUTES) {
+            assert.match(route, new RegExp(`^(?:${excluded})$`), `${recording.record} counts ${route}`)
+          }
+          assert.doesNotMatch('/v1/books', new RegExp(`^(?:${excluded})$`))
+        }
+      }
       assert.equal((await one('ServiceMonitor')).spec.endpoints[0].path, '/metrics')
+      const podMonitor = await one('PodMonitor')
+      assert.equal(podMonitor.spec.selector.matchLabels['cnpg.io/cluster'], 'myapp-db')
+      assert.deepEqual(
+        podMonitor.spec.podMetricsEndpoints.map((endpoint: Manifest) => endpoint.port),
+        ['metrics'],
+      )
+    })
+
+    it('when the overlay has a public route, then it requires a token, serves no docs and trusts the Gateway only', async () => {
+      const { parseConfig } = await import('../../src/config/config.ts')
+      const data = await configMap()
+      const routes = await ofKind('HTTPRoute')
+      if (routes.length === 0) {
+        assert.equal(overlay, 'dev', 'only dev goes without a public route')
+        assert.equal(data.SERVER_TRUST_PROXY, undefined, 'nothing is in front of it')
+        return
+      }
+      const config = parseConfig({ ...data, DB_HOST: 'db', DB_USER: 'u', DB_NAME: 'n' })
+      assert.equal(config.auth.mode, 'jwt', 'anonymous writes on a public route')
+      assert.ok(data.AUTH_JWT_ISSUER && data.AUTH_JWT_AUDIENCE && data.AUTH_JWT_JWKS_URL)
+      assert.equal(config.docs.enabled, false)
+      for (const route of routes) {
+        const paths = route.spec.rules.flatMap((rule: Manifest) =>
+          rule.matches.map((match: Manifest) => match.path.value),
+        )
+        assert.ok(!paths.some((path: string) => path.startsWith('/docs')), 'the docs are not routed')
+      }
+      assert.equal(data.SERVER_TRUST_PROXY, '1', 'the Gateway is the one hop in front')
     })
 
     it(`when the environment is ${overlay}, then its settings apply`, async () => {
       const data = await configMap()
-      assert.equal(data.DOCS_ENABLED, overlay === 'prod' ? 'false' : 'true')
+      assert.equal(data.DOCS_ENABLED, overlay === 'dev' ? 'true' : 'false')
       assert.equal(data.LOG_LEVEL, overlay === 'dev' ? 'debug' : 'info')
       if (overlay === 'prod') {
         assert.ok((await one('HorizontalPodAutoscaler')).spec.minReplicas >= 3)
         assert.equal(data.APP_ENV, 'production')
-        assert.equal(data.AUTH_MODE, 'jwt', 'production runs with authentication')
       }
     })
   })
 }
+
+/** A container's literal env values, as the service would read them. */
+function plain(env: Record<string, Manifest>): Record<string, string> {
+  return Object.fromEntries(
+    Object.values(env)
+      .filter((entry) => entry.value !== undefined)
+      .map((entry) => [entry.name, entry.value]),
+  )
+}
+
+describe('the overlays together', { skip }, () => {
+  it('when backups are read across environments, then no two share an object store path or a server name', async () => {
+    const seen = { destinationPath: new Map<string, string>(), serverName: new Map<string, string>() }
+    for (const overlay of OVERLAYS) {
+      const manifests = await render(`overlays/${overlay}`)
+      const cluster = manifests.find((manifest) => manifest.kind === 'Cluster')
+      const plugin = (cluster?.spec.plugins ?? []).find(
+        (candidate: Manifest) => candidate.name === 'barman-cloud.cloudnative-pg.io',
+      )
+      const store = manifests.find(
+        (manifest) =>
+          manifest.kind === 'ObjectStore' && manifest.metadata.name === plugin?.parameters?.barmanObjectName,
+      )
+      const values = {
+        destinationPath: store?.spec.configuration.destinationPath as string | undefined,
+        serverName: (plugin?.parameters?.serverName ?? cluster?.metadata.name) as string | undefined,
+      }
+      for (const key of ['destinationPath', 'serverName'] as const) {
+        const value = values[key]
+        assert.ok(value, `${overlay} has a ${key}`)
+        assert.equal(seen[key].get(value), undefined, `${overlay} and ${seen[key].get(value)} share ${key} ${value}`)
+        seen[key].set(value, overlay)
+      }
+    }
+  })
+})
 
 describe('the Argo CD applications', { skip }, () => {
   it('when rendered, then they validate and point each environment at its overlay', async () => {
@@ -227,11 +394,33 @@ describe('the Argo CD applications', { skip }, () => {
     )
     const prod = applications.find((application) => application.metadata.name === 'myapp-prod')
     assert.equal(prod?.spec.syncPolicy.automated, undefined, 'production syncs by hand')
-    for (const application of applications) {
-      assert.equal(
-        application.spec.syncPolicy.managedNamespaceMetadata.labels['pod-security.kubernetes.io/enforce'],
-        'restricted',
-      )
+    for (const application of applications.filter((candidate) => candidate.spec.syncPolicy.automated)) {
+      assert.equal(application.spec.syncPolicy.automated.selfHeal, true, application.metadata.name)
+    }
+  })
+
+  it('when the project is read, then it admits every kind the overlays render, the Namespace included', async () => {
+    const project = (await render('argocd')).find((manifest) => manifest.kind === 'AppProject')
+    assert.ok(project)
+    const allowed = (list: Manifest[] | undefined) =>
+      new Set((list ?? []).map((entry) => `${entry.group}/${entry.kind}`))
+    const clusterScoped = allowed(project.spec.clusterResourceWhitelist)
+    const namespaced = allowed(project.spec.namespaceResourceWhitelist)
+    for (const application of (await render('argocd')).filter((manifest) => manifest.kind === 'Application')) {
+      if ((application.spec.syncPolicy?.syncOptions ?? []).includes('CreateNamespace=true')) {
+        assert.ok(
+          clusterScoped.has('/Namespace'),
+          `${application.metadata.name} creates a Namespace the project forbids`,
+        )
+      }
+    }
+    for (const overlay of OVERLAYS) {
+      for (const manifest of await render(`overlays/${overlay}`)) {
+        const group = manifest.apiVersion.includes('/') ? manifest.apiVersion.split('/')[0] : ''
+        const key = `${group}/${manifest.kind}`
+        if (manifest.kind === 'Namespace') assert.ok(clusterScoped.has(key), `${overlay}: the project forbids ${key}`)
+        else assert.ok(namespaced.has(key), `${overlay}: the project forbids ${key}`)
+      }
     }
   })
 })
