@@ -1,5 +1,5 @@
 // Builds the Fastify application; the server entry point and the tests both start here.
-import { createServer } from 'node:http'
+import { createServer, type RequestListener } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
 import { booksRoutes } from './books/routes.ts'
@@ -8,6 +8,8 @@ import type { Database } from './db/database.ts'
 import { type LivenessFastPath, livenessFastPath } from './health/liveness-fast-path.ts'
 import { healthRoutes } from './health/routes.ts'
 import { registerAuth } from './http/auth.ts'
+import { answerProtocolErrors, refuseWithoutHost } from './http/client-errors.ts'
+import { limitConnections } from './http/connection-limits.ts'
 import { registerDrain } from './http/drain.ts'
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/errors.ts'
 import { registerLoadShedding } from './http/load-shedding.ts'
@@ -35,15 +37,28 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   // Set once the drain exists, below; requests only arrive after listen().
   let liveness: LivenessFastPath | undefined
   const app = Fastify({
-    // Fastify's own server, with GET /livez answered in front of it (src/health/liveness-fast-path.ts).
+    // Fastify's own server, with GET /livez answered in front of it (src/health/liveness-fast-path.ts), behind the
+    // per-connection limits (src/http/connection-limits.ts), and with Node's own refusals as problem answers.
     serverFactory: (handler) => {
-      const httpServer = createServer(
+      const httpServer = createServer({
         // Node checks request timeouts on this interval (30 s by default), which would blur a short read timeout.
-        { connectionsCheckingInterval: Math.min(1000, server.readTimeoutMs) },
-        (request, response) => {
-          if (liveness?.(request, response) !== true) handler(request, response)
-        },
+        connectionsCheckingInterval: Math.min(1000, server.readTimeoutMs),
+        // Node's answer would be a bare 400: src/http/client-errors.ts gives it instead.
+        requireHostHeader: false,
+      })
+      const serve: RequestListener = (request, response) => {
+        if (refuseWithoutHost(logger, request, response)) return
+        if (liveness?.(request, response) !== true) handler(request, response)
+      }
+      httpServer.on(
+        'request',
+        limitConnections(
+          httpServer,
+          { maxPipelined: server.maxPipelined, writeTimeoutMs: server.writeTimeoutMs },
+          serve,
+        ),
       )
+      answerProtocolErrors(httpServer, logger, serve)
       // What Fastify sets on the server it makes itself.
       httpServer.keepAliveTimeout = server.idleTimeoutMs
       httpServer.requestTimeout = server.readTimeoutMs
@@ -79,10 +94,8 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   const drain = registerDrain(app)
   liveness = livenessFastPath({ metrics: config.metrics.enabled ? metrics : undefined, isDraining: drain.isDraining })
   registerSecurityHeaders(app)
+  // Before the limits, so that a browser's script can read a 401 or 429; a preflight is answered here, uncounted.
   await registerCors(app, config.cors.origins)
-  await registerAuth(app, config.auth)
-  await registerRateLimit(app, config.rateLimit)
-  registerLoadShedding(app, server.loadShedEventLoopDelayMs)
 
   // Tracing first, so that every later hook and the handlers run inside the request's span.
   if (config.tracing.tracesUrl !== undefined) registerHttpTracing(app)
@@ -91,6 +104,11 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   // With CORS on, OPTIONS belongs to its preflight route.
   const addMethodNotAllowedRoutes = trackRouteMethods(app, { answerOptions: config.cors.origins.length === 0 })
   if (config.metrics.enabled) registerHttpMetrics(app, metrics)
+  // Then the request budget, ahead of every hook or stage that can refuse a request (shedding, authentication,
+  // parsing, validation), so that each answer on /v1 is counted and carries RateLimit-*.
+  const limits = await registerRateLimit(app, config.rateLimit)
+  registerLoadShedding(app, server.loadShedEventLoopDelayMs)
+  await registerAuth(app, config.auth, limits.authFailures)
   await app.register(healthRoutes, { database, drain, metrics })
   await app.register(booksRoutes, { prefix: '/v1/books', database, requireIfMatch: config.books.requireIfMatch })
   await app.after()

@@ -100,6 +100,8 @@ function replacementInput(replacement: BookReplacement, pathId: string): BookInp
 }
 
 const preconditionFailed = () => new HttpError(412, 'the book has changed since the ETag in If-Match; read it again')
+// The parameters the list declares, and so the only ones its links carry.
+const LIST_PARAMETERS = Object.keys(ListQuery.properties)
 const PAGE_HEADERS = {
   'x-total-count': { type: 'integer', required: true, description: 'Books matching the filters, on all pages' },
   link: { type: 'string', required: true, description: 'RFC 8288 links: first, prev, next, last as they apply' },
@@ -141,7 +143,7 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ database: Database; requir
     async (request, reply) => {
       const { books: page, total } = await books.list(request.query)
       reply.header('x-total-count', String(total))
-      reply.header('link', paginationLinks('/v1/books', request.query, total))
+      reply.header('link', paginationLinks('/v1/books', request.query, total, LIST_PARAMETERS))
       return page
     },
   )

@@ -5,7 +5,15 @@ import { ERROR_MESSAGE, Nullable } from '../http/validation.ts'
 export const BOOK_STATUSES = ['pending', 'verified'] as const
 export const SORTS = ['created_at', '-created_at', 'published_date', '-published_date', 'title', '-title'] as const
 
-const Id = Type.String({ format: 'uuid', description: 'UUID v7, server-generated', [ERROR_MESSAGE]: 'Must be a UUID' })
+// The canonical 8-4-4-4-12 form, either case: the uuid format alone also takes a `urn:uuid:` prefix, which the
+// uuid column refuses.
+const UUID_PATTERN = '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$'
+const Id = Type.String({
+  format: 'uuid',
+  pattern: UUID_PATTERN,
+  description: 'UUID v7, server-generated',
+  [ERROR_MESSAGE]: 'Must be a UUID',
+})
 const Status = Type.Enum(BOOK_STATUSES, { description: 'Review state of the record' })
 
 // Server-set members. readOnly: the server owns them; input that carries them cannot change them.
@@ -17,6 +25,11 @@ const TEXT_PATTERN = '^[^\\u0000\\uD800-\\uDFFF]*$'
 const TEXT_MESSAGE = 'Must be text without NUL characters or unpaired surrogates'
 // Titles are one line: no control characters either.
 const LINE_PATTERN = '^[^\\p{Cc}\\uD800-\\uDFFF]*$'
+
+// The date format checks the calendar (2023-02-30 fails) but takes year 0000, which PostgreSQL's date refuses.
+const DATE_PATTERN = '^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}$'
+// The uri format takes an empty host ("http://"): a host, a bracketed IP literal or a name, is required here.
+const WEB_URL_PATTERN = '^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@]*@)?(\\[[0-9A-Fa-f:.]+\\]|[^/?#@:\\[\\]]+)(:[0-9]*)?([/?#]|$)'
 
 // Letters of any script, combining marks, spaces, dots, apostrophes and hyphens.
 const AUTHOR_PATTERN = "^[\\p{L}\\p{M}][\\p{L}\\p{M} .'\\u2019-]*$"
@@ -39,7 +52,8 @@ export const BookInput = Type.Object(
     }),
     published_date: Type.String({
       format: 'date',
-      description: 'Calendar date, YYYY-MM-DD',
+      pattern: DATE_PATTERN,
+      description: 'Calendar date, YYYY-MM-DD, year 0001 to 9999',
       examples: ['1937-09-21'],
       [ERROR_MESSAGE]: 'Must be a valid date',
     }),
@@ -49,7 +63,7 @@ export const BookInput = Type.Object(
         Type.String({
           maxLength: 2048,
           format: 'uri',
-          pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+          pattern: WEB_URL_PATTERN,
           examples: ['https://covers.example.org/hobbit.jpg'],
           [ERROR_MESSAGE]: 'Must be an absolute http or https URL',
         }),

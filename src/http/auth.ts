@@ -1,9 +1,12 @@
 // AUTH_MODE=jwt: bearer tokens on /v1/books, verified by jose (pinned algorithms, iss, aud, exp, nbf), with the
-// scopes books:read and books:write. 401 with WWW-Authenticate when the token is missing or bad, 403 without scope.
+// scopes books:read and books:write. 401 with WWW-Authenticate when the token is missing or bad, 403 without scope;
+// 429 for a client that has used up its budget of refused tokens (AUTH_FAILURE_LIMIT): until its window ends, no
+// token of that client is checked, and only those verified here before are honoured.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { createRemoteJWKSet, importSPKI, type JWTPayload, type JWTVerifyGetKey, jwtVerify, type KeyObject } from 'jose'
 import type { Config } from '../config/config.ts'
 import { HttpError } from './problem.ts'
+import type { AuthFailureBudget } from './rate-limit.ts'
 
 type JwtConfig = Extract<Config['auth'], { mode: 'jwt' }>
 
@@ -75,7 +78,11 @@ class VerifiedTokens {
   }
 }
 
-export async function registerAuth(app: FastifyInstance, config: Config['auth']): Promise<void> {
+export async function registerAuth(
+  app: FastifyInstance,
+  config: Config['auth'],
+  failures: AuthFailureBudget | undefined,
+): Promise<void> {
   app.decorateRequest('principal', undefined)
   if (config.mode === 'none') return
   const keys = await keysFor(config)
@@ -119,14 +126,27 @@ export async function registerAuth(app: FastifyInstance, config: Config['auth'])
       if (needed === 'books:read' && config.publicReads) return done()
       return done(unauthorized('a bearer token is required'))
     }
-    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(header)
-    if (match === null) return done(unauthorized('the Authorization header must be "Bearer <JWT>"', 'invalid_request'))
-
-    const token = match[1] as string
-    const principal = verified.get(token)
+    const token = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(header)?.[1]
+    const principal = token === undefined ? undefined : verified.get(token)
     if (principal !== undefined) return done(authorize(request, principal, needed))
-    verify(request, token).then(
-      (checked) => done(authorize(request, checked, needed)),
+
+    const check = (forgive: () => void) => {
+      if (token === undefined) {
+        return done(unauthorized('the Authorization header must be "Bearer <JWT>"', 'invalid_request'))
+      }
+      verify(request, token).then(
+        (checked) => {
+          forgive()
+          done(authorize(request, checked, needed))
+        },
+        (error: Error) => done(error),
+      )
+    }
+    if (failures === undefined) return check(() => {})
+    // Any credential not seen to be good is charged before it is looked at: a client out of budget gets 429 and
+    // its token is not even verified.
+    failures.charge(request).then(
+      (attempt) => (attempt.refused === undefined ? check(attempt.forgive) : done(attempt.refused)),
       (error: Error) => done(error),
     )
   })

@@ -4,7 +4,10 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isDatabaseUnavailable } from '../db/errors.ts'
+import { afterParseError, isReceivingBody } from './connection-limits.ts'
 import { HttpError, PROBLEM_CONTENT_TYPE, problemBody } from './problem.ts'
+import { requestIdFor } from './request-id.ts'
+import { SECURITY_HEADERS } from './security.ts'
 import { fieldErrors } from './validation.ts'
 
 const RETRY_AFTER_SECONDS = '5'
@@ -17,7 +20,6 @@ const FASTIFY_CLIENT_ERRORS: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'request body is too large',
   FST_ERR_BAD_URL: 'the URL is malformed',
   FST_ERR_ASYNC_CONSTRAINT: 'the request is malformed',
-  FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is too long',
 }
 
 function toHttpError(error: FastifyError | HttpError | Error): HttpError {
@@ -28,6 +30,11 @@ function toHttpError(error: FastifyError | HttpError | Error): HttpError {
     return new HttpError(inPath ? 400 : 422, inPath ? 'invalid path parameter' : 'request validation failed', {
       errors: fieldErrors(fastifyError.validation as never, fastifyError.validationContext ?? 'request'),
     })
+  }
+  // The router refuses a path parameter over its length limit before any schema sees it: for a client it is a
+  // malformed parameter like any other, so it gets the 400 the routes document rather than the router's 414.
+  if (fastifyError.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return new HttpError(400, 'invalid path parameter: too long', { cause: error })
   }
   if (isDatabaseUnavailable(error)) {
     return new HttpError(503, 'the database is unavailable; try again later', {
@@ -46,6 +53,9 @@ function toHttpError(error: FastifyError | HttpError | Error): HttpError {
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: HttpError) {
+  // A body refused before it was read is not parsed as the next request: after a refusal its framing cannot
+  // be trusted (it may be broken, or huge), so the connection ends with this one answer.
+  if (isReceivingBody(request.raw)) reply.header('connection', 'close')
   return (
     reply
       .code(problem.statusCode)
@@ -80,28 +90,61 @@ export function registerErrorHandling(app: FastifyInstance): void {
 const CLIENT_ERRORS: Record<string, [status: number, detail: string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'the request was not received within SERVER_TIMEOUT_READ'],
   HPE_HEADER_OVERFLOW: [431, 'the request headers are too large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'the chunk extensions of the request body are too large'],
 }
 
-/** Errors Fastify meets while routing (a URL that does not decode, a parameter over the length limit). */
+/**
+ * Errors Fastify meets while routing (a URL that does not decode, a parameter over the length limit). They leave
+ * before any hook runs, so the headers every answer carries are set here.
+ */
 export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  reply.headers(SECURITY_HEADERS).header('cache-control', 'no-store')
   return sendProblem(request, reply, toHttpError(error))
 }
 
 /**
- * Errors Node's HTTP parser meets before there is a request (timeouts, broken framing, huge headers):
- * answered as problem+json too, then the connection is closed.
+ * A problem answer made outside Fastify, for what Node refuses before a route sees the request: the same body,
+ * request id and security headers as every other error, and the connection closes after it.
+ */
+export function protocolProblem(status: number, detail: string, context: { url: string; requestId: string }) {
+  const body = JSON.stringify(problemBody(status, detail, context))
+  const headers: Record<string, string> = {
+    'content-type': PROBLEM_CONTENT_TYPE,
+    'content-length': String(Buffer.byteLength(body)),
+    'x-request-id': context.requestId,
+    ...SECURITY_HEADERS,
+    'cache-control': 'no-store',
+    connection: 'close',
+  }
+  return { status, headers, body }
+}
+
+/**
+ * Errors Node's HTTP parser meets (timeouts, broken framing, huge headers): answered as problem+json too, then
+ * the connection is closed. Requests parsed before the error keep their answers, in order, and the error is
+ * answered after them; an error in the body of a request that already has its answer gets no second one.
  */
 export function clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return
   const [status, detail] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'the request is malformed']
-  const requestId = randomUUID()
-  this.log.debug({ err: error, request_id: requestId }, `client error ${status}`)
-  if (socket.writable) {
-    const body = JSON.stringify(problemBody(status, detail, { url: '', requestId }))
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-ID: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
-    )
-  }
-  socket.destroy()
+  afterParseError(
+    socket,
+    (response, request) => {
+      const requestId = requestIdFor(request)
+      this.log.debug({ err: error, request_id: requestId }, `client error ${status}`)
+      const problem = protocolProblem(status, detail, { url: request.url ?? '', requestId })
+      response.writeHead(status, problem.headers)
+      response.end(problem.body)
+    },
+    () => {
+      const requestId = randomUUID()
+      this.log.debug({ err: error, request_id: requestId }, `client error ${status}`)
+      if (socket.writable) {
+        const problem = protocolProblem(status, detail, { url: '', requestId })
+        const head = Object.entries(problem.headers).map(([name, value]) => `${name}: ${value}\r\n`)
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head.join('')}\r\n${problem.body}`)
+      }
+      socket.destroySoon()
+    },
+  )
 }

@@ -1,11 +1,15 @@
 // 405 with Allow for a known path asked with another method (Fastify would answer 404).
+import { METHODS } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import { HttpError } from './problem.ts'
 
-const METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']
-
-/** Call before routes are registered; the returned function adds the 405 routes once they all are. */
+/**
+ * Call before routes are registered; the returned function adds the 405 routes once they all are. Every method
+ * Node's parser accepts gets one, so Fastify is taught the ones it does not route by default (TRACE and QUERY it
+ * knows; PROPFIND, SEARCH, PURGE, CONNECT, … it does not).
+ */
 export function trackRouteMethods(app: FastifyInstance, { answerOptions }: { answerOptions: boolean }): () => void {
+  for (const method of METHODS) if (!app.supportedMethods.includes(method)) app.addHttpMethod(method)
   const methodsByUrl = new Map<string, Set<string>>()
   app.addHook('onRoute', (route) => {
     const methods = methodsByUrl.get(route.url) ?? new Set<string>()

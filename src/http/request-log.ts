@@ -1,5 +1,6 @@
 // One log line per request, with the fields of the Go service's request log, through Fastify's LogController.
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
+import { redactUrl } from '../logger.ts'
 
 // Node decodes header bytes as latin1, one character per byte: the text's length is the size on the wire (name and
 // value, plus ": " or "\r\n" for each).
@@ -22,7 +23,8 @@ export class RequestLog extends LogController {
     const fields = {
       received_time: new Date(Date.now() - reply.elapsedTime).toISOString(),
       method: request.method,
-      url: request.url,
+      // A token sent in the query string is refused, but the URL would still carry it into the log.
+      url: redactUrl(request.url),
       header_size: headerBytes(raw.rawHeaders),
       body_size: Number(request.headers['content-length'] ?? 0),
       agent: request.headers['user-agent'] ?? '',

@@ -25,11 +25,29 @@ function createAjv(options: Options): Ajv {
 }
 
 // Bodies are JSON and must already have the right types; query strings and paths are text and get coerced.
+// Coercion reads text as JavaScript does, so "Infinity" and "1e999" become ±Infinity; with strictNumbers Ajv would
+// then skip minimum and maximum for them, and they would reach SQL. Without it the range keywords see them.
 const bodyAjv = createAjv({ coerceTypes: false })
-const textAjv = createAjv({ coerceTypes: 'array' })
+const textAjv = createAjv({ coerceTypes: 'array', strictNumbers: false })
 
-export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) =>
-  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema)
+/** Text parts are flat: every number in them needs both bounds, which are what keep ±Infinity out. */
+function assertBoundedNumbers(schema: TSchema, httpPart: string | undefined): void {
+  type Property = { type?: string | string[]; minimum?: number; maximum?: number }
+  const properties = (schema as { properties?: Record<string, Property> }).properties ?? {}
+  for (const [name, property] of Object.entries(properties)) {
+    const types = [property.type].flat()
+    const numeric = types.includes('integer') || types.includes('number')
+    if (numeric && (property.minimum === undefined || property.maximum === undefined)) {
+      throw new Error(`${httpPart ?? 'request'} parameter ${name} is a number without a minimum and a maximum`)
+    }
+  }
+}
+
+export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
+  if (httpPart === 'body') return bodyAjv.compile(schema)
+  assertBoundedNumbers(schema, httpPart)
+  return textAjv.compile(schema)
+}
 
 /** A string that may also be null, as one JSON Schema type array (clean errors, clean OpenAPI). */
 export function Nullable<T extends TSchema & { type: string }>(schema: T) {
@@ -74,17 +92,21 @@ function withArticle(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`
 }
 
-/** One message per field, the first failure of each; problems with the whole value go under `rootName`. */
+/**
+ * One message per field, the first failure of each; problems with the whole value go under `rootName`. Collected in
+ * a Map and made into own properties, so that members named `constructor`, `toString` or `__proto__` are fields
+ * like any other rather than found on Object.prototype.
+ */
 export function fieldErrors(errors: readonly ErrorObject[], rootName: string): Record<string, string> {
-  const fields: Record<string, string> = {}
+  const fields = new Map<string, string>()
   for (const error of errors) {
     let field = error.instancePath.split('/').slice(1).join('.')
     if (error.keyword === 'required') field = joinPath(field, error.params.missingProperty as string)
     if (error.keyword === 'additionalProperties') field = joinPath(field, error.params.additionalProperty as string)
     field ||= rootName
-    fields[field] ??= describe(error)
+    if (!fields.has(field)) fields.set(field, describe(error))
   }
-  return fields
+  return Object.fromEntries(fields)
 }
 
 function joinPath(parent: string, child: string): string {

@@ -7,6 +7,7 @@ import { after, before, it } from 'node:test'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { describe } from '../helpers/describe.ts'
+import { assertProblemAnswer, onlyAnswer } from '../helpers/raw-http.ts'
 import { startService, type TestService } from '../helpers/service.ts'
 
 const INJECTIONS = [
@@ -132,5 +133,41 @@ describe('hostile input', () => {
     assert.equal(statuses.get(0) ?? 0, 0, 'every connection got an HTTP answer')
     assert.ok(grewMb < 16, `the heap kept ${grewMb.toFixed(1)} MB more after 35 rounds`)
     assert.equal((await service.fetch('/livez')).status, 200)
+  })
+
+  it("when a request breaks HTTP's own rules, then its one answer is the documented problem with a request id and the security headers", async () => {
+    const chunked = (type: string, body: string) =>
+      `POST /v1/books HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nTransfer-Encoding: chunked\r\n\r\n${body}`
+    const cases: [name: string, bytes: string, status: number][] = [
+      ['HTTP/1.1 without Host', 'GET /v1/books HTTP/1.1\r\n\r\n', 400],
+      ['a request line that is not HTTP', 'HELLO THERE\r\n\r\n', 400],
+      ['Expect: teapot', 'GET /v1/books HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n', 417],
+      ['headers over 16 KiB', `GET /v1/books HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+      ['a malformed chunked JSON body', chunked('application/json', 'zz\r\n'), 400],
+      ['a malformed chunked text/plain body', chunked('text/plain', 'zz\r\n'), 415],
+      ['chunk extensions over 16 KiB', chunked('application/json', `1;${'e'.repeat(20_000)}\r\n`), 413],
+      [
+        'a 101-character {id}',
+        `GET /v1/books/${'a'.repeat(101)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        400,
+      ],
+      ...['TRACE', 'PROPFIND', 'SEARCH', 'LINK', 'PURGE', 'QUERY', 'CONNECT'].map(
+        (method) =>
+          [`${method} /v1/books`, `${method} /v1/books HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 405] as [
+            string,
+            string,
+            number,
+          ],
+      ),
+    ]
+    for (const [name, bytes, status] of cases) {
+      const answer = await onlyAnswer(port, bytes).catch((error: Error) => assert.fail(`${name}: ${error.message}`))
+      try {
+        assertProblemAnswer(answer, status)
+      } catch (error) {
+        assert.fail(`${name}: ${(error as Error).message}`)
+      }
+      if (status === 405) assert.equal(answer.headers.allow, 'GET, HEAD, POST', name)
+    }
   })
 })

@@ -160,7 +160,7 @@ export interface components {
             author: string;
             /**
              * Format: date
-             * @description Calendar date, YYYY-MM-DD
+             * @description Calendar date, YYYY-MM-DD, year 0001 to 9999
              * @example 1937-09-21
              */
             published_date: string;
@@ -185,7 +185,7 @@ export interface components {
             author: string;
             /**
              * Format: date
-             * @description Calendar date, YYYY-MM-DD
+             * @description Calendar date, YYYY-MM-DD, year 0001 to 9999
              * @example 1937-09-21
              */
             published_date: string;

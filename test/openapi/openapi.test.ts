@@ -19,7 +19,7 @@ function routerRoutes(tree: string): { path: string; methods: string[] }[] {
   const routes: { path: string; methods: string[] }[] = []
   const stack: string[] = []
   for (const line of tree.split('\n')) {
-    const match = /^([│ ]*)[├└]── (\S+)(?: \(([A-Z, ]+)\))?$/.exec(line)
+    const match = /^([│ ]*)[├└]── (\S+)(?: \(([A-Z, -]+)\))?$/.exec(line)
     if (match === null) continue
     const depth = (match[1] as string).length / 4
     stack.length = depth
