@@ -6,7 +6,7 @@ import { clusterMetrics, runPrimary } from './cluster.ts'
 import { ConfigError, describeConfig, parseConfig, readEnvironment } from './config/config.ts'
 import { type Database, openDatabase } from './db/database.ts'
 import { EmbeddedFolderError, isDatabaseUnavailable } from './db/errors.ts'
-import { createLogger, type Logger } from './logger.ts'
+import { createLogger, flushLogs, type Logger } from './logger.ts'
 import { createMetrics } from './observability/metrics.ts'
 import { startTracing } from './observability/tracing.ts'
 
@@ -99,13 +99,14 @@ async function main(): Promise<void> {
     const deadline = setTimeout(() => {
       logger.error('grace period over; closing the remaining connections')
       app.server.closeAllConnections()
-      process.exit(1)
+      void flushLogs(logger).then(() => process.exit(1))
     }, shutdownTimeoutMs)
     await app.close()
     await database.close()
     await tracing?.shutdown()
     clearTimeout(deadline)
     logger.info('stopped')
+    await flushLogs(logger)
     process.exit(0)
   }
   process.on('SIGTERM', stop)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { parse } from 'yaml'
 import { nodeVersionProblem } from '../../scripts/require-node.js'
@@ -91,7 +92,18 @@ describe('npm run dev', () => {
       assert.match(starting, /"config":\{"server":\{.*"database":\{"kind":"embedded"/)
       assert.ok(lines.length <= 6, `${lines.length} log lines:\n${output}`)
     } finally {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGTERM')
+      if (child.pid !== undefined) {
+        const group = -child.pid
+        if (child.exitCode === null) process.kill(group, 'SIGTERM')
+        await Promise.race([exited, sleep(10_000)])
+        await sleep(2000)
+        // Whatever is left of the group (the watcher, its server) must not outlive the test and hold its pipes.
+        try {
+          process.kill(group, 'SIGKILL')
+        } catch {
+          // ESRCH: the whole group has stopped.
+        }
+      }
       await exited
     }
   })
