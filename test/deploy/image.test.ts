@@ -150,12 +150,13 @@ describe('the production image', { skip }, () => {
     assert.equal((await fetch(`${base}/v1/books/${id}`, { method: 'DELETE' })).status, 204)
   })
 
-  it('when stopped with SIGTERM, then it exits 0 within 10 s', async () => {
+  it('when stopped with SIGTERM, then it exits 0 within 10 s', async (t) => {
     const started = performance.now()
     await podman(['stop', '-t', '10', NAME])
-    const elapsed = performance.now() - started
+    t.diagnostic(`podman stop returned after ${(performance.now() - started).toFixed(0)} ms`)
+    // podman sends SIGKILL once the 10 s are over, and the exit code would be 137: 0 is an exit of its own, in time.
+    // How long podman itself takes to return depends on the machine's load, so it is reported, not asserted.
     const { stdout: code } = await podman(['inspect', NAME, '--format', '{{.State.ExitCode}}'])
     assert.equal(code.trim(), '0')
-    assert.ok(elapsed < 10_000, `stopped after ${elapsed.toFixed(0)} ms`)
   })
 })
