@@ -2,6 +2,7 @@
 import { v7 as uuidv7 } from 'uuid'
 import type { Database, Queryable } from '../db/database.ts'
 import { etagOf } from '../http/conditional.ts'
+import type { Cursor } from './cursor.ts'
 import type { Book, BookInput, ListQuery } from './schemas.ts'
 
 /** A row of the books table as the drivers return it. */
@@ -29,13 +30,29 @@ export interface StoredBook {
 /** What a conditional write found: done, no such book, or a book at another version than expected. */
 export type WriteOutcome<T> = { outcome: 'done'; value: T } | { outcome: 'not_found' } | { outcome: 'version_mismatch' }
 
-const ORDER_BY: Record<ListQuery['sort'], string> = {
-  created_at: 'created_at ASC, id ASC',
-  '-created_at': 'created_at DESC, id DESC',
-  published_date: 'published_date ASC, id ASC',
-  '-published_date': 'published_date DESC, id DESC',
-  title: 'title ASC, id ASC',
-  '-title': 'title DESC, id DESC',
+type Sort = ListQuery['sort']
+
+/** Per sort: the indexed column, its type, and its value as a cursor key (exact, in any session's settings). */
+const SORT_KEYS: Record<'created_at' | 'published_date' | 'title', { column: string; type: string; key: string }> = {
+  // Microseconds, which a JavaScript Date would drop.
+  created_at: {
+    column: 'created_at',
+    type: 'timestamptz',
+    key: `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
+  },
+  published_date: { column: 'published_date', type: 'date', key: `to_char(published_date, 'YYYY-MM-DD')` },
+  title: { column: 'title', type: 'text', key: 'title' },
+}
+
+function sortKeyOf(sort: Sort) {
+  return SORT_KEYS[sort.replace('-', '') as keyof typeof SORT_KEYS]
+}
+
+/** The ORDER BY of a sort, read forwards or (for a `before` cursor) backwards; `prefix` qualifies the columns. */
+function orderBy(sort: Sort, backwards: boolean, prefix = ''): string {
+  const descending = sort.startsWith('-') !== backwards
+  const direction = descending ? 'DESC' : 'ASC'
+  return `${prefix}${sortKeyOf(sort).column} ${direction}, ${prefix}id ${direction}`
 }
 
 function toStoredBook(row: BookRow): StoredBook {
@@ -105,8 +122,24 @@ export interface Statement {
   values: unknown[]
 }
 
-/** The two statements behind a list: one page of matching books, and how many match in all. */
-export function listStatements(query: ListQuery): { page: Statement; count: Statement } {
+/**
+ * How a list counts its matches, when asked to (PostgREST's `Prefer: count=…`): every row; the planner's estimate;
+ * or every row up to ESTIMATED_COUNT_THRESHOLD and the estimate above it. Without it nothing is counted, so that a
+ * page costs what its rows cost.
+ */
+export type CountMethod = 'exact' | 'planned' | 'estimated'
+
+/** Up to this many matches, `estimated` is exact; the count stops one row later, so it never costs more. */
+export const ESTIMATED_COUNT_THRESHOLD = 1000
+
+/**
+ * The statements behind a list: one page of matching books (one row more, to tell whether a next page exists), how
+ * many match in all, how many up to one past ESTIMATED_COUNT_THRESHOLD, and the planner's estimate.
+ */
+export function listStatements(
+  query: ListQuery,
+  cursor?: Cursor,
+): { page: Statement; count: Statement; boundedCount: Statement; estimate: Statement } {
   const conditions: string[] = []
   const params: unknown[] = []
   const where = (condition: (placeholder: string) => string, value: unknown) => {
@@ -116,16 +149,62 @@ export function listStatements(query: ListQuery): { page: Statement; count: Stat
   if (query.author !== undefined) where((p) => `lower(author) = lower(${p})`, query.author)
   if (query.status !== undefined) where((p) => `status = ${p}`, query.status)
   if (query.q !== undefined) where((p) => `title ILIKE '%' || ${p} || '%'`, escapeLike(query.q))
-  const whereClause = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`
-  return {
-    page: {
-      text: `SELECT ${COLUMNS} FROM books ${whereClause}
-           ORDER BY ${ORDER_BY[query.sort]}
-           LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
-      values: [...params, query.pageSize, (query.page - 1) * query.pageSize],
-    },
-    count: { text: `SELECT count(*)::int AS total FROM books ${whereClause}`, values: params },
+  const filters = [...params]
+  const filterClause = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`
+  const sortKey = sortKeyOf(query.sort)
+  const backwards = cursor?.direction === 'before'
+  if (cursor?.key != null) {
+    // A row value compared in the index's order: the (sort key, id) index finds the position and reads on from it.
+    const descending = query.sort.startsWith('-') !== backwards
+    params.push(cursor.key, cursor.id)
+    // Sent as text: a driver would turn a timestamptz parameter into a Date and lose the microseconds.
+    const [key, id] = [`$${params.length - 1}::text::${sortKey.type}`, `$${params.length}::uuid`]
+    conditions.push(`(${sortKey.column}, id) ${descending ? '<' : '>'} (${key}, ${id})`)
   }
+  const whereClause = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`
+  const select = `SELECT ${COLUMNS}, ${sortKey.key} AS sort_key FROM books ${whereClause}
+           ORDER BY ${orderBy(query.sort, backwards)}`
+  const page: Statement =
+    cursor === undefined
+      ? {
+          text: `${select}
+           LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+          values: [...params, query.pageSize + 1, (query.page - 1) * query.pageSize],
+        }
+      : { text: `${select}\n           LIMIT $${params.length + 1}`, values: [...params, query.pageSize + 1] }
+  return {
+    page,
+    count: { text: `SELECT count(*)::int AS total FROM books ${filterClause}`, values: filters },
+    boundedCount: {
+      text: `SELECT count(*)::int AS total
+           FROM (SELECT 1 FROM books ${filterClause} LIMIT ${ESTIMATED_COUNT_THRESHOLD + 1}) matching`,
+      values: filters,
+    },
+    estimate: { text: `EXPLAIN (FORMAT JSON) SELECT 1 FROM books ${filterClause}`, values: filters },
+  }
+}
+
+/** One statement, so one snapshot: the page and the count of its matches (`count` selects `total`). */
+function pageWithCount(page: Statement, count: Statement, sort: Sort, backwards: boolean): Statement {
+  return {
+    text: `SELECT counted.total, page.* FROM (${count.text}) counted
+           LEFT JOIN LATERAL (${page.text}) page ON true
+           ORDER BY ${orderBy(sort, backwards, 'page.')}`,
+    values: page.values,
+  }
+}
+
+/** A page of a list, the cursors next to it (when there are rows there), and the count if one was asked for. */
+export interface ListPage {
+  books: Book[]
+  next: Cursor | undefined
+  prev: Cursor | undefined
+  total: { value: number; exact: boolean } | undefined
+}
+
+interface ListedRow extends BookRow {
+  sort_key: string
+  total?: number
 }
 
 function escapeLike(text: string): string {
@@ -209,14 +288,70 @@ export function createBooksRepository(db: Database) {
       return row === undefined ? { outcome: 'not_found' } : { outcome: 'version_mismatch' }
     },
 
-    /** One page of books matching the filters, and how many match in all. */
-    async list(query: ListQuery): Promise<{ books: Book[]; total: number }> {
-      const { page, count: total } = listStatements(query)
-      const [rows, [count]] = await Promise.all([
-        db.query<BookRow>(page.text, page.values),
-        db.query<{ total: number }>(total.text, total.values),
-      ])
-      return { books: rows.map(toBook), total: count?.total ?? 0 }
+    /**
+     * One page of books matching the filters: the page after or before `cursor`, or else the page `page` names (by
+     * offset). Either way the cursors next to it name the pages around it. Counted only when `count` says how.
+     */
+    async list(query: ListQuery, cursor?: Cursor, count?: CountMethod): Promise<ListPage> {
+      const statements = listStatements(query, cursor)
+      const backwards = cursor?.direction === 'before'
+      const planned = async () => {
+        const [row] = await db.query<{ 'QUERY PLAN': unknown }>(statements.estimate.text, statements.estimate.values)
+        const plan = row?.['QUERY PLAN']
+        const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as [{ Plan: { 'Plan Rows': number } }]
+        return Math.round(parsed[0].Plan['Plan Rows'])
+      }
+      let rows: ListedRow[]
+      let total: ListPage['total']
+      if (count === undefined || count === 'planned') {
+        const [pageRows, estimate] = await Promise.all([
+          db.query<ListedRow>(statements.page.text, statements.page.values),
+          count === 'planned' ? planned() : undefined,
+        ])
+        rows = pageRows
+        total = estimate === undefined ? undefined : { value: estimate, exact: false }
+      } else {
+        const counting = count === 'exact' ? statements.count : statements.boundedCount
+        const combined = pageWithCount(statements.page, counting, query.sort, backwards)
+        const counted = await db.query<ListedRow>(combined.text, combined.values)
+        const value = counted[0]?.total ?? 0
+        rows = counted.filter((row) => row.id !== null)
+        total =
+          count === 'exact' || value <= ESTIMATED_COUNT_THRESHOLD
+            ? { value, exact: true }
+            : { value: Math.max(await planned(), value), exact: false }
+      }
+
+      const more = rows.length > query.pageSize
+      const page = rows.slice(0, query.pageSize)
+      if (backwards) page.reverse()
+      const [first, last] = [page[0], page.at(-1)]
+      const at = (direction: 'after' | 'before', row: ListedRow): Cursor => ({
+        sort: query.sort,
+        direction,
+        key: row.sort_key,
+        id: row.id,
+      })
+      let next: Cursor | undefined
+      let prev: Cursor | undefined
+      if (!backwards) {
+        next = more && last !== undefined ? at('after', last) : undefined
+        // A cursor names a row that was there when it was issued: there is something before it, or was.
+        if (cursor !== undefined && cursor.key !== null) {
+          prev = first !== undefined ? at('before', first) : { ...cursor, direction: 'before' }
+        }
+        // A page past the end of the offsets has the end of the list before it.
+        if (cursor === undefined && query.page > 1) {
+          prev =
+            first !== undefined ? at('before', first) : { sort: query.sort, direction: 'before', key: null, id: null }
+        }
+      } else {
+        prev = more && first !== undefined ? at('before', first) : undefined
+        if (cursor !== undefined && cursor.key !== null) {
+          next = last !== undefined ? at('after', last) : { ...cursor, direction: 'after' }
+        }
+      }
+      return { books: page.map(toBook), next, prev, total }
     },
   }
 }

@@ -7,11 +7,12 @@ import { Type } from 'typebox'
 import type { Database } from '../db/database.ts'
 import { etagOf, matches, parsePrecondition } from '../http/conditional.ts'
 import { bearer } from '../http/openapi.ts'
-import { paginationLinks } from '../http/pagination.ts'
+import { type PageTargets, paginationLinks } from '../http/pagination.ts'
 import { HttpError } from '../http/problem.ts'
 import { emptyResponse, jsonResponse, problemResponses } from '../http/responses.ts'
 import { ERROR_MESSAGE } from '../http/validation.ts'
-import { createBooksRepository } from './repository.ts'
+import { type Cursor, decodeCursor, encodeCursor } from './cursor.ts'
+import { type CountMethod, createBooksRepository, ESTIMATED_COUNT_THRESHOLD, type ListPage } from './repository.ts'
 import { Book, BookInput, BookParams, BookReplacement, ListQuery } from './schemas.ts'
 
 const bookNotFound = () => new HttpError(404, 'book not found')
@@ -100,12 +101,82 @@ function replacementInput(replacement: BookReplacement, pathId: string): BookInp
 }
 
 const preconditionFailed = () => new HttpError(412, 'the book has changed since the ETag in If-Match; read it again')
-// The parameters the list declares, and so the only ones its links carry.
+// The parameters the list declares, and so the only ones its links carry; the page ones each link sets itself.
 const LIST_PARAMETERS = Object.keys(ListQuery.properties)
+const PAGE_PARAMETERS = ['page', 'cursor']
 const PAGE_HEADERS = {
-  'x-total-count': { type: 'integer', required: true, description: 'Books matching the filters, on all pages' },
-  link: { type: 'string', required: true, description: 'RFC 8288 links: first, prev, next, last as they apply' },
+  link: {
+    type: 'string',
+    required: true,
+    description:
+      'RFC 8288 links: first, and prev and next (by cursor) where there are rows there; last only with an exact count',
+  },
+  'x-total-count': {
+    type: 'integer',
+    description: `Books matching the filters, on all pages: only when counted exactly (Prefer: count=exact, or count=estimated up to ${ESTIMATED_COUNT_THRESHOLD})`,
+  },
+  'x-total-count-estimate': {
+    type: 'integer',
+    description: `The planner's estimate of the books matching the filters (Prefer: count=planned, or count=estimated above ${ESTIMATED_COUNT_THRESHOLD})`,
+  },
+  'preference-applied': { type: 'string', description: 'The count preference honoured (RFC 7240), e.g. count=exact' },
+  vary: { type: 'string', description: 'Prefer: the count depends on it' },
 } as const
+
+const ListHeaders = Type.Object({
+  prefer: Type.Optional(
+    Type.String({
+      description:
+        'RFC 7240 preferences; the list honours count=exact (counts every match, in the snapshot of the page: ' +
+        'costs in proportion to the matches), count=planned (the planner estimate, constant cost) and ' +
+        `count=estimated (exact up to ${ESTIMATED_COUNT_THRESHOLD} matches, planned above). Without it nothing is counted.`,
+      examples: ['count=exact'],
+    }),
+  ),
+})
+
+const COUNT_METHODS: readonly CountMethod[] = ['exact', 'planned', 'estimated']
+
+/** The count=… preference of a Prefer header (RFC 7240: preferences are comma-separated, unknown ones ignored). */
+export function countPreference(prefer: string | undefined): CountMethod | undefined {
+  for (const preference of (prefer ?? '').split(',')) {
+    const [name, value] =
+      preference
+        .split(';')[0]
+        ?.split('=')
+        .map((part) => part.trim().toLowerCase()) ?? []
+    if (name === 'count' && COUNT_METHODS.includes(value as CountMethod)) return value as CountMethod
+  }
+  return undefined
+}
+
+const invalidCursor = (message: string) =>
+  new HttpError(422, 'request validation failed', { errors: { cursor: message } })
+
+/** The cursor a list request names, checked against the rest of its query. */
+function cursorOf(query: ListQuery): Cursor | undefined {
+  if (query.cursor === undefined) return undefined
+  if (query.page > 1) throw invalidCursor('Must not be sent with a page other than 1')
+  const cursor = decodeCursor(query.cursor)
+  if (cursor === undefined) throw invalidCursor('Must be a cursor from a Link of this list')
+  if (cursor.sort !== query.sort) throw invalidCursor('Must come from a list of the same sort')
+  return cursor
+}
+
+/**
+ * Where the links of a list page lead: cursors, also from a page named by number, so that following a link costs
+ * one page however far into the list it is. `last` needs the exact count (it is the end of the index, read
+ * backwards); without one a client cannot know that the list has an end worth jumping to.
+ */
+function pageTargets(query: ListQuery, next: Cursor | undefined, prev: Cursor | undefined, total: ListPage['total']) {
+  const targets: PageTargets = { first: {} }
+  if (prev !== undefined) targets.prev = { cursor: encodeCursor(prev) }
+  if (next !== undefined) targets.next = { cursor: encodeCursor(next) }
+  if (total?.exact) {
+    targets.last = { cursor: encodeCursor({ sort: query.sort, direction: 'before', key: null, id: null }) }
+  }
+  return targets
+}
 
 export const booksRoutes: FastifyPluginAsyncTypebox<{ database: Database; requireIfMatch: boolean }> = async (
   app,
@@ -131,9 +202,14 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ database: Database; requir
         operationId: 'listBooks',
         security: bearer('books:read'),
         summary: 'List books',
-        description: 'One page of books, filtered and sorted; ties are broken by id so pages never overlap.',
+        description:
+          'One page of books, filtered and sorted; ties are broken by id so pages never overlap. The `next` and ' +
+          '`prev` links carry a cursor, a position in the sort index: every page costs what the first one does, ' +
+          'and a walk by cursor skips and repeats no book while others are written (books written during the walk ' +
+          'may or may not appear). Nothing is counted unless `Prefer: count=…` asks for it.',
         tags: ['books'],
         querystring: ListQuery,
+        headers: ListHeaders,
         response: {
           200: jsonResponse(Type.Array(Book), 'One page of books', PAGE_HEADERS),
           ...problemResponses(401, 403, 422, 429, 500, 503),
@@ -141,9 +217,18 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ database: Database; requir
       },
     },
     async (request, reply) => {
-      const { books: page, total } = await books.list(request.query)
-      reply.header('x-total-count', String(total))
-      reply.header('link', paginationLinks('/v1/books', request.query, total, LIST_PARAMETERS))
+      const query = request.query
+      const count = countPreference(request.headers.prefer)
+      const { books: page, next, prev, total } = await books.list(query, cursorOf(query), count)
+      const targets = pageTargets(query, next, prev, total)
+      // Appended: CORS may have set Vary: Origin already.
+      const vary = reply.getHeader('vary')
+      reply.header('vary', vary === undefined ? 'Prefer' : `${vary}, Prefer`)
+      if (count !== undefined) reply.header('preference-applied', `count=${count}`)
+      if (total !== undefined) {
+        reply.header(total.exact ? 'x-total-count' : 'x-total-count-estimate', String(total.value))
+      }
+      reply.header('link', paginationLinks('/v1/books', query, targets, LIST_PARAMETERS, PAGE_PARAMETERS))
       return page
     },
   )

@@ -116,8 +116,20 @@ export const ListQuery = Type.Object({
     minimum: 1,
     maximum: 1_000_000,
     default: 1,
+    description:
+      'Page number, for clients of the Go service. The database walks past every row before the page, so a ' +
+      'request costs in proportion to (page - 1) × pageSize; follow the cursor links instead. Not above 1 with `cursor`.',
     [ERROR_MESSAGE]: 'Must be an integer between 1 and 1000000',
   }),
+  cursor: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 4096,
+      description:
+        'Opaque position in the list, taken from a `Link` (next, prev, last) of the same sort; a request costs ' +
+        'what its page costs wherever it is. A cursor this service did not issue, or one of another sort, is a 422.',
+    }),
+  ),
   pageSize: Type.Integer({
     minimum: 1,
     maximum: 100,

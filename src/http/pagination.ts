@@ -1,9 +1,4 @@
-// RFC 8288 Link header for page-numbered lists.
-
-export interface PageRequest {
-  page: number
-  pageSize: number
-}
+// RFC 8288 Link header for paged lists, whether pages are named by number or by cursor.
 
 /** The number of the last page; an empty result still has one (empty) page. */
 export function lastPage(total: number, pageSize: number): number {
@@ -18,38 +13,37 @@ export const MAX_LINK_HEADER_BYTES = 8192
 
 // When not every link fits, these are kept first: they are what a client walking the list follows.
 const RELATION_PRIORITY = ['next', 'prev', 'first', 'last'] as const
-type Relation = (typeof RELATION_PRIORITY)[number]
+export type Relation = (typeof RELATION_PRIORITY)[number]
+
+/** Per relation, the query parameters that name its page (`page`, or a cursor); relations left out get no link. */
+export type PageTargets = Partial<Record<Relation, Readonly<Record<string, string>>>>
 
 /**
- * Links to the first, previous, next and last pages. They carry `page`, `pageSize` and the route's other query
- * parameters named in `parameters`, never anything else the URL held: a parameter the route does not know changes
- * nothing in the list, and echoed into four links it only made the headers grow. Links that would take the header
- * past MAX_LINK_HEADER_BYTES are left out, first and last before prev and next.
- * Targets are relative references, resolved against the request URL (RFC 8288 §3.1).
+ * Links to the pages in `targets`. Each carries its own page parameters, then `pageSize` and the route's other
+ * query parameters named in `parameters` (never those in `pageParameters`, nor anything else the URL held: a
+ * parameter the route does not know changes nothing in the list, and echoed into four links it only made the
+ * headers grow). Links that would take the header past MAX_LINK_HEADER_BYTES are left out, first and last before
+ * prev and next. Targets are relative references, resolved against the request URL (RFC 8288 §3.1).
  */
 export function paginationLinks(
   path: string,
-  query: PageRequest & Readonly<Record<string, unknown>>,
-  total: number,
+  query: Readonly<Record<string, unknown>>,
+  targets: PageTargets,
   parameters: readonly string[],
+  pageParameters: readonly string[],
 ): string {
-  const last = lastPage(total, query.pageSize)
-  const target = (page: number) => {
-    const params = new URLSearchParams({ page: String(page), pageSize: String(query.pageSize) })
+  const target = (page: Readonly<Record<string, string>>) => {
+    const params = new URLSearchParams(page)
     for (const name of parameters) {
       const value = query[name]
-      if (value !== undefined && name !== 'page' && name !== 'pageSize') params.set(name, String(value))
+      if (value !== undefined && !pageParameters.includes(name)) params.set(name, String(value))
     }
     return `<${path}?${params}>`
   }
-  const pages: Partial<Record<Relation, number>> = { first: 1, last }
-  if (query.page > 1) pages.prev = Math.min(query.page - 1, last)
-  if (query.page < last) pages.next = query.page + 1
-
   const kept = new Map<Relation, string>()
   let bytes = 0
   for (const relation of RELATION_PRIORITY) {
-    const page = pages[relation]
+    const page = targets[relation]
     if (page === undefined) continue
     const link = `${target(page)}; rel="${relation}"`
     // Header values are ASCII here (URLSearchParams percent-encodes the rest): one character, one byte.

@@ -30,8 +30,28 @@ export async function registerCors(app: FastifyInstance, origins: readonly strin
   await app.register(cors, {
     origin: [...origins],
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
-    allowedHeaders: ['content-type', 'if-match', 'if-none-match', 'x-request-id', 'authorization', 'idempotency-key'],
-    exposedHeaders: ['etag', 'location', 'link', 'x-total-count', 'x-request-id', 'retry-after'],
+    allowedHeaders: [
+      'content-type',
+      'if-match',
+      'if-none-match',
+      'x-request-id',
+      'authorization',
+      'idempotency-key',
+      'prefer',
+    ],
+    exposedHeaders: [
+      'etag',
+      'location',
+      'link',
+      'x-total-count',
+      'x-total-count-estimate',
+      'preference-applied',
+      'x-request-id',
+      'retry-after',
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+    ],
     maxAge: 600,
   })
 }

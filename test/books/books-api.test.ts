@@ -238,12 +238,16 @@ for (const backend of BACKENDS) {
       })
 
       it('when the body is over 64 KiB, then 413 and nothing is stored', async () => {
-        const before = Number((await service.fetch('/v1/books')).headers.get('x-total-count'))
+        const before = Number(
+          (await service.fetch('/v1/books', { headers: { prefer: 'count=exact' } })).headers.get('x-total-count'),
+        )
         const huge = JSON.stringify({ ...hobbit, description: 'x'.repeat(70 * 1024) })
         const response = await service.fetch('/v1/books', jsonRequest('POST', huge))
         assert.equal(response.status, 413)
         await problemOf(response)
-        const afterCount = Number((await service.fetch('/v1/books')).headers.get('x-total-count'))
+        const afterCount = Number(
+          (await service.fetch('/v1/books', { headers: { prefer: 'count=exact' } })).headers.get('x-total-count'),
+        )
         assert.equal(afterCount, before)
       })
 

@@ -1,4 +1,4 @@
-// GET /v1/books: pages, sorts, filters, X-Total-Count and Link, on both backends.
+// GET /v1/books: pages by number and by cursor, sorts, filters, counts on request (Prefer) and Link, on both backends.
 import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
 import { describe } from '../helpers/describe.ts'
@@ -54,15 +54,30 @@ for (const backend of BACKENDS) {
     })
     after(() => service?.close())
 
-    const list = async (query: string) => {
-      const response = await service.fetch(`/v1/books${query}`)
+    // Counted exactly unless told otherwise, so that totals can be checked.
+    const list = async (query: string, prefer: string | null = 'count=exact') => {
+      const response = await service.fetch(`/v1/books${query}`, prefer === null ? {} : { headers: { prefer } })
       assert.equal(response.status, 200, await response.clone().text())
       assert.equal(response.headers.get('content-type'), 'application/json; charset=utf-8')
       return {
         books: (await bodyOf(response)) as Book[],
         total: Number(response.headers.get('x-total-count')),
+        headers: response.headers,
         links: parseLinks(response.headers.get('link')),
       }
+    }
+    const cursorWalk = async (query: string, relation: 'next' | 'prev', start: string) => {
+      const pages: Book[][] = []
+      let target = start
+      for (let step = 0; step < 30; step++) {
+        const result = await list(`?${target}`, null)
+        pages.push(result.books)
+        const link = result.links[relation]
+        if (link === undefined) break
+        assert.equal(link.get('page'), null)
+        target = `${query}&${new URLSearchParams({ cursor: link.get('cursor') ?? '', pageSize: link.get('pageSize') ?? '' })}`
+      }
+      return pages
     }
     const walk = async (query: string, pageSize: number) => {
       const pages: Book[][] = []
@@ -74,9 +89,12 @@ for (const backend of BACKENDS) {
       return pages
     }
 
-    it('when no parameters are given, then page 1 of 10, newest first, with the total and links', async () => {
-      const { books, total, links } = await list('')
-      assert.equal(total, 23)
+    it('when no parameters are given, then 10 books newest first, no count, and a cursor link to the next', async () => {
+      const { books, headers, links } = await list('', null)
+      assert.equal(headers.get('x-total-count'), null)
+      assert.equal(headers.get('x-total-count-estimate'), null)
+      assert.equal(headers.get('preference-applied'), null)
+      assert.equal(headers.get('vary'), 'Prefer')
       assert.deepEqual(
         books.map((book) => book.id),
         created
@@ -84,10 +102,50 @@ for (const backend of BACKENDS) {
           .reverse()
           .map((book) => book.id),
       )
-      assert.deepEqual(Object.keys(links).sort(), ['first', 'last', 'next'])
-      assert.equal(links.next?.get('page'), '2')
-      assert.equal(links.last?.get('page'), '3')
+      assert.deepEqual(Object.keys(links).sort(), ['first', 'next'])
+      assert.equal(links.next?.get('page'), null)
+      assert.match(links.next?.get('cursor') ?? '', /^[A-Za-z0-9_-]+$/)
       assert.equal(links.first?.get('pageSize'), '10')
+      assert.equal(links.first?.get('cursor'), null)
+    })
+
+    it('when Prefer: count=exact, then X-Total-Count, Preference-Applied and a last link', async () => {
+      const { total, headers, links } = await list('', 'count=exact')
+      assert.equal(total, 23)
+      assert.equal(headers.get('preference-applied'), 'count=exact')
+      assert.equal(headers.get('x-total-count-estimate'), null)
+      assert.deepEqual(Object.keys(links).sort(), ['first', 'last', 'next'])
+      const last = await list(`?cursor=${links.last?.get('cursor')}`, null)
+      assert.deepEqual(
+        last.books.map((book) => book.id),
+        created
+          .slice(0, 10)
+          .reverse()
+          .map((book) => book.id),
+      )
+      assert.equal(last.links.next, undefined)
+      assert.ok(last.links.prev)
+    })
+
+    it('when Prefer: count=planned, then only an estimate, marked as one, and no last link', async () => {
+      const { headers, links } = await list('?status=verified', 'return=minimal, count=planned')
+      assert.equal(headers.get('x-total-count'), null)
+      assert.match(headers.get('x-total-count-estimate') ?? '', /^\d+$/)
+      assert.equal(headers.get('preference-applied'), 'count=planned')
+      assert.equal(links.last, undefined)
+    })
+
+    it('when Prefer: count=estimated and few books match, then the exact count', async () => {
+      const { total, headers, links } = await list('?status=verified', 'count=estimated')
+      assert.equal(total, FIXTURES.filter((book) => book.status === 'verified').length)
+      assert.equal(headers.get('preference-applied'), 'count=estimated')
+      assert.ok(links.last)
+    })
+
+    it('when Prefer names an unknown count, then it is ignored', async () => {
+      const { headers } = await list('', 'count=everything')
+      assert.equal(headers.get('x-total-count'), null)
+      assert.equal(headers.get('preference-applied'), null)
     })
 
     for (const sort of ['created_at', '-created_at', 'published_date', '-published_date', 'title', '-title']) {
@@ -101,6 +159,23 @@ for (const backend of BACKENDS) {
           whole.map((book) => book.id),
         )
         assert.equal(new Set(pages.flat().map((book) => book.id)).size, 23)
+
+        const byCursor = await cursorWalk(`sort=${sort}`, 'next', `sort=${sort}&pageSize=4`)
+        assert.deepEqual(
+          byCursor.flat().map((book) => book.id),
+          whole.map((book) => book.id),
+        )
+        assert.equal(byCursor.length, 6)
+        // From the last page back to the first by prev links: the same books, page for page.
+        const last = (await list(`?sort=${sort}&pageSize=4`)).links.last?.get('cursor') ?? ''
+        const backwards = await cursorWalk(`sort=${sort}`, 'prev', `sort=${sort}&pageSize=4&cursor=${last}`)
+        assert.deepEqual(
+          backwards
+            .reverse()
+            .flat()
+            .map((book) => book.id),
+          whole.map((book) => book.id),
+        )
 
         const field = sort.replace('-', '') as keyof Book
         const direction = sort.startsWith('-') ? -1 : 1
@@ -119,32 +194,41 @@ for (const backend of BACKENDS) {
       assert.deepEqual(descending, [...ascending].reverse())
     })
 
-    it('when on a middle page, then first, prev, next and last links keep the filters and sort', async () => {
-      const { links } = await list('?page=2&pageSize=3&status=pending&sort=title')
+    const ids = (books: Book[]) => books.map((book) => book.id)
+    const follow = async (link: URLSearchParams | undefined) => {
+      assert.ok(link, 'a link')
+      return ids((await list(`?${link}`, null)).books)
+    }
+
+    it('when on a page named by number, then prev, next and last are cursors that keep the filters and sort', async () => {
+      const filters = 'pageSize=3&status=pending&sort=title'
+      const { links } = await list(`?page=2&${filters}`)
       assert.deepEqual(Object.keys(links).sort(), ['first', 'last', 'next', 'prev'])
-      assert.equal(links.prev?.get('page'), '1')
-      assert.equal(links.next?.get('page'), '3')
       for (const target of Object.values(links)) {
         assert.equal(target.get('status'), 'pending')
         assert.equal(target.get('sort'), 'title')
         assert.equal(target.get('pageSize'), '3')
+        assert.equal(target.get('page'), null)
       }
-      const pendingCount = FIXTURES.filter((book) => book.status === 'pending').length
-      assert.equal(links.last?.get('page'), String(Math.ceil(pendingCount / 3)))
+      assert.deepEqual(await follow(links.prev), ids((await list(`?page=1&${filters}`)).books))
+      assert.deepEqual(await follow(links.next), ids((await list(`?page=3&${filters}`)).books))
+      assert.deepEqual(await follow(links.first), ids((await list(`?page=1&${filters}`)).books))
+      const whole = ids((await list('?pageSize=100&status=pending&sort=title')).books)
+      assert.deepEqual(await follow(links.last), whole.slice(-3))
     })
 
-    it('when on the last page, then there is no next link', async () => {
+    it('when on the last page, then there is no next link, and prev leads to the page before', async () => {
       const { books, links } = await list('?page=3')
       assert.equal(books.length, 3)
       assert.equal(links.next, undefined)
-      assert.equal(links.prev?.get('page'), '2')
+      assert.deepEqual(await follow(links.prev), ids((await list('?page=2')).books))
     })
 
-    it('when the page is past the end, then an empty page whose prev link points at the last page', async () => {
+    it('when the page is past the end, then an empty page whose prev link leads to the end of the list', async () => {
       const { books, total, links } = await list('?page=9')
       assert.deepEqual(books, [])
       assert.equal(total, 23)
-      assert.equal(links.prev?.get('page'), '3')
+      assert.deepEqual(await follow(links.prev), ids(created.slice(0, 10).reverse()))
       assert.equal(links.next, undefined)
     })
 
@@ -184,6 +268,32 @@ for (const backend of BACKENDS) {
       const { books, total } = await list(`?author=${encodeURIComponent('jane austen')}&status=pending&pageSize=100`)
       assert.equal(total, expected.length)
       assert.deepEqual(new Set(books.map((book) => book.id)), new Set(expected.map((book) => book.id)))
+    })
+
+    it('when a cursor is tampered with, comes from another sort or is sent with page, then 422 names cursor', async () => {
+      const { links } = await list('?sort=title&pageSize=2', null)
+      const cursor = links.next?.get('cursor') ?? ''
+      const decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString())
+      const forged = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+      const cases: [string, string][] = [
+        [`sort=title&cursor=${cursor.slice(0, -2)}`, 'Must be a cursor from a Link of this list'],
+        [`sort=title&cursor=${cursor}x`, 'Must be a cursor from a Link of this list'],
+        [
+          `sort=title&cursor=${forged([...decoded.slice(0, 4), 'not-a-uuid'])}`,
+          'Must be a cursor from a Link of this list',
+        ],
+        [
+          `sort=created_at&cursor=${forged([1, 'created_at', 'after', '2024-02-30T00:00:00.000000Z', decoded[4]])}`,
+          'Must be a cursor from a Link of this list',
+        ],
+        [`sort=-title&cursor=${cursor}`, 'Must come from a list of the same sort'],
+        [`sort=title&page=2&cursor=${cursor}`, 'Must not be sent with a page other than 1'],
+      ]
+      for (const [query, message] of cases) {
+        const response = await service.fetch(`/v1/books?${query}`)
+        assert.equal(response.status, 422, query)
+        assert.deepEqual((await bodyOf(response)).errors, { cursor: message })
+      }
     })
 
     const invalid: [string, string, string][] = [

@@ -63,7 +63,7 @@ export interface paths {
         };
         /**
          * List books
-         * @description One page of books, filtered and sorted; ties are broken by id so pages never overlap.
+         * @description One page of books, filtered and sorted; ties are broken by id so pages never overlap. The `next` and `prev` links carry a cursor, a position in the sort index: every page costs what the first one does, and a walk by cursor skips and repeats no book while others are written (books written during the walk may or may not appear). Nothing is counted unless `Prefer: count=…` asks for it.
          */
         get: operations["listBooks"];
         put?: never;
@@ -349,7 +349,10 @@ export interface operations {
     listBooks: {
         parameters: {
             query?: {
+                /** @description Page number, for clients of the Go service. The database walks past every row before the page, so a request costs in proportion to (page - 1) × pageSize; follow the cursor links instead. Not above 1 with `cursor`. */
                 page?: number;
+                /** @description Opaque position in the list, taken from a `Link` (next, prev, last) of the same sort; a request costs what its page costs wherever it is. A cursor this service did not issue, or one of another sort, is a 422. */
+                cursor?: string;
                 pageSize?: number;
                 sort?: "created_at" | "-created_at" | "published_date" | "-published_date" | "title" | "-title";
                 /** @description Exact author, any case */
@@ -359,7 +362,13 @@ export interface operations {
                 /** @description Substring of the title, any case */
                 q?: string;
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description RFC 7240 preferences; the list honours count=exact (counts every match, in the snapshot of the page: costs in proportion to the matches), count=planned (the planner estimate, constant cost) and count=estimated (exact up to 1000 matches, planned above). Without it nothing is counted.
+                 * @example count=exact
+                 */
+                prefer?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -370,10 +379,16 @@ export interface operations {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
                     "x-request-id": string;
-                    /** @description Books matching the filters, on all pages */
-                    "x-total-count": number;
-                    /** @description RFC 8288 links: first, prev, next, last as they apply */
+                    /** @description RFC 8288 links: first, and prev and next (by cursor) where there are rows there; last only with an exact count */
                     link: string;
+                    /** @description Books matching the filters, on all pages: only when counted exactly (Prefer: count=exact, or count=estimated up to 1000) */
+                    "x-total-count"?: number;
+                    /** @description The planner's estimate of the books matching the filters (Prefer: count=planned, or count=estimated above 1000) */
+                    "x-total-count-estimate"?: number;
+                    /** @description The count preference honoured (RFC 7240), e.g. count=exact */
+                    "preference-applied"?: string;
+                    /** @description Prefer: the count depends on it */
+                    vary?: string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -32,44 +32,48 @@ describe('lastPage', () => {
   }
 })
 
+const PAGE = ['page', 'cursor']
+
 describe('paginationLinks', () => {
-  it('when on the first of several pages, then first, next and last', () => {
-    assert.deepEqual(rels(paginationLinks('/v1/books', { page: 1, pageSize: 10 }, 25, KNOWN)), {
+  it('when pages are named by number, then each link carries its page, then pageSize', () => {
+    const targets = { first: { page: '1' }, next: { page: '2' }, last: { page: '3' } }
+    assert.deepEqual(rels(paginationLinks('/v1/books', { page: 1, pageSize: 10 }, targets, KNOWN, PAGE)), {
       first: '/v1/books?page=1&pageSize=10',
       next: '/v1/books?page=2&pageSize=10',
       last: '/v1/books?page=3&pageSize=10',
     })
   })
 
-  it('when on a middle page, then prev and next surround it', () => {
-    const links = rels(paginationLinks('/v1/books', { page: 2, pageSize: 10 }, 25, KNOWN))
-    assert.equal(links.prev, '/v1/books?page=1&pageSize=10')
-    assert.equal(links.next, '/v1/books?page=3&pageSize=10')
-  })
-
-  it('when on the last page, then no next', () => {
-    const links = rels(paginationLinks('/v1/books', { page: 3, pageSize: 10 }, 25, KNOWN))
-    assert.equal(links.next, undefined)
-    assert.equal(links.prev, '/v1/books?page=2&pageSize=10')
-  })
-
-  it('when there are no rows, then only first and last, both page 1', () => {
-    assert.deepEqual(rels(paginationLinks('/v1/books', { page: 1, pageSize: 10 }, 0, KNOWN)), {
-      first: '/v1/books?page=1&pageSize=10',
-      last: '/v1/books?page=1&pageSize=10',
+  it('when pages are named by cursor, then the request cursor is not echoed, and first has none', () => {
+    const links = rels(
+      paginationLinks(
+        '/v1/books',
+        { cursor: 'old', pageSize: 10 },
+        { first: {}, prev: { cursor: 'p' }, next: { cursor: 'n' } },
+        KNOWN,
+        PAGE,
+      ),
+    )
+    assert.deepEqual(links, {
+      first: '/v1/books?pageSize=10',
+      prev: '/v1/books?cursor=p&pageSize=10',
+      next: '/v1/books?cursor=n&pageSize=10',
     })
   })
 
-  it('when past the end, then prev points at the last page', () => {
-    assert.equal(
-      rels(paginationLinks('/v1/books', { page: 9, pageSize: 10 }, 25, KNOWN)).prev,
-      '/v1/books?page=3&pageSize=10',
-    )
+  it('when a relation has no target, then it has no link', () => {
+    assert.equal(paginationLinks('/v1/books', { pageSize: 10 }, {}, KNOWN, PAGE), '')
   })
 
   it('when other parameters are present, then they are kept and encoded; undefined ones are dropped', () => {
     const links = rels(
-      paginationLinks('/v1/books', { page: 1, pageSize: 5, sort: '-title', q: 'a&b c', author: undefined }, 6, KNOWN),
+      paginationLinks(
+        '/v1/books',
+        { page: 1, pageSize: 5, sort: '-title', q: 'a&b c', author: undefined },
+        { next: { page: '2' } },
+        KNOWN,
+        PAGE,
+      ),
     )
     assert.equal(links.next, '/v1/books?page=2&pageSize=5&sort=-title&q=a%26b+c')
   })
@@ -80,8 +84,9 @@ describe('paginationLinks and parameters the route does not know', () => {
     const header = paginationLinks(
       '/v1/books',
       { page: 2, pageSize: 10, sort: 'title', access_token: 'abc.def.ghi', x: 'y'.repeat(6000) },
-      50,
+      { first: { page: '1' }, prev: { page: '1' }, next: { page: '3' }, last: { page: '5' } },
       KNOWN,
+      PAGE,
     )
     assert.deepEqual(rels(header), {
       first: '/v1/books?page=1&pageSize=10&sort=title',
@@ -94,7 +99,13 @@ describe('paginationLinks and parameters the route does not know', () => {
   it('when long filters would make four links too large, then the header keeps within its limit, next first', () => {
     // 255 four-byte letters: 12 bytes each once percent-encoded.
     const long = '𝐀'.repeat(255)
-    const header = paginationLinks('/v1/books', { page: 2, pageSize: 1, q: long, author: long }, 3, KNOWN)
+    const header = paginationLinks(
+      '/v1/books',
+      { page: 2, pageSize: 1, q: long, author: long },
+      { first: { page: '1' }, prev: { page: '1' }, next: { page: '3' }, last: { page: '3' } },
+      KNOWN,
+      PAGE,
+    )
     assert.ok(header.length <= MAX_LINK_HEADER_BYTES, `${header.length} bytes`)
     const links = rels(header)
     assert.ok(links.next?.startsWith('/v1/books?page=3&pageSize=1&'), header.slice(0, 80))
@@ -128,7 +139,9 @@ for (const backend of BACKENDS) {
     after(() => service?.close())
 
     it('when a 6 KB unknown parameter is sent, then the headers stay under 2 KB and every link answers', async () => {
-      const response = await service.fetch(`/v1/books?author=ann%20link&pageSize=1&page=2&x=${'y'.repeat(6144)}`)
+      const response = await service.fetch(`/v1/books?author=ann%20link&pageSize=1&page=2&x=${'y'.repeat(6144)}`, {
+        headers: { prefer: 'count=exact' },
+      })
       assert.equal(response.status, 200)
       assert.ok(headerBytes(response) < 2048, `${headerBytes(response)} bytes of headers`)
       const links = rels(response.headers.get('link') ?? '')
@@ -144,7 +157,7 @@ for (const backend of BACKENDS) {
 
     it('when q and author are 255 four-byte letters, then Node reads the answer and its next link works', async () => {
       const filters = `q=${encodeURIComponent(long)}&author=${encodeURIComponent(long)}&pageSize=1`
-      const response = await service.fetch(`/v1/books?${filters}&page=2`)
+      const response = await service.fetch(`/v1/books?${filters}&page=2`, { headers: { prefer: 'count=exact' } })
       assert.equal(response.status, 200)
       const header = response.headers.get('link') ?? ''
       assert.ok(header.length <= MAX_LINK_HEADER_BYTES, `${header.length} bytes of Link`)
@@ -152,6 +165,18 @@ for (const backend of BACKENDS) {
       const next = rels(header).next
       assert.ok(next, header.slice(0, 100))
       const followed = await service.fetch(next)
+      assert.equal(followed.status, 200)
+      assert.equal((await bodyOf(followed))[0]?.title, long)
+    })
+
+    it('when q and author are 255 four-byte letters and a 255-letter title is the cursor, then its next link works', async () => {
+      const filters = `q=${encodeURIComponent(long)}&author=${encodeURIComponent(long)}&pageSize=1&sort=title`
+      const response = await service.fetch(`/v1/books?${filters}`)
+      const header = response.headers.get('link') ?? ''
+      assert.ok(header.length <= MAX_LINK_HEADER_BYTES, `${header.length} bytes of Link`)
+      const next = rels(header).next
+      assert.ok(next?.includes('cursor='), header.slice(0, 100))
+      const followed = await service.fetch(next ?? '')
       assert.equal(followed.status, 200)
       assert.equal((await bodyOf(followed))[0]?.title, long)
     })

@@ -33,12 +33,17 @@ describe('a generated TypeScript client', () => {
     })
     assert.equal(updated.data?.status, 'verified')
 
-    const listed = await client.GET('/v1/books', { params: { query: { author: 'stanisław lem', pageSize: 5 } } })
+    const listed = await client.GET('/v1/books', {
+      params: { query: { author: 'stanisław lem', pageSize: 5 }, header: { prefer: 'count=exact' } },
+    })
     assert.deepEqual(
       listed.data?.map((book) => book.id),
       [id],
     )
     assert.equal(listed.response.headers.get('x-total-count'), '1')
+    const forged = await client.GET('/v1/books', { params: { query: { cursor: 'bm90IGEgY3Vyc29y' } } })
+    assert.equal(forged.response.status, 422)
+    assert.deepEqual(forged.error?.errors, { cursor: 'Must be a cursor from a Link of this list' })
 
     const invalid = await client.POST('/v1/books', {
       body: { title: 'Solaris', author: 'Stanisław Lem', published_date: '1961-02-30' },
