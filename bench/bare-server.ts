@@ -1,8 +1,10 @@
 // The benchmark's ceiling for Node.js: a bare node:http server that runs the service's own statements through
-// the same driver (postgres.js, same pool size, prepared statements) and writes the rows as JSON. No framework,
-// no validation, no logging, no metrics: whatever the service does beyond this is its cost.
+// the same driver (postgres.js, prepared statements) and writes the rows as JSON. No framework, no validation, no
+// logging, no metrics: whatever the service does beyond this is its cost. Pools as the service's: reads on
+// DB_POOL_READS connections, writes on the rest of DB_POOL_MAX; one pool for both when DB_POOL_READS is not below
+// DB_POOL_MAX (the default). bench/pool-settings.ts compares the settings.
 //
-//   DATABASE_URL=postgres://… PORT=8081 DB_POOL_MAX=10 node bench/bare-server.ts
+//   DATABASE_URL=postgres://… PORT=8081 DB_POOL_MAX=10 DB_POOL_READS=1 node bench/bare-server.ts
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import postgres from 'postgres'
 import { v7 as uuidv7 } from 'uuid'
@@ -10,12 +12,18 @@ import { BOOK_SQL, inputValues, listStatements } from '../src/books/repository.t
 import type { BookInput } from '../src/books/schemas.ts'
 
 const DATE_OID = 1082
-const sql = postgres(process.env.DATABASE_URL as string, {
-  max: Number(process.env.DB_POOL_MAX ?? 10),
-  prepare: true,
-  types: { calendarDate: { to: DATE_OID, from: [DATE_OID], serialize: String, parse: (text: string) => text } },
-  onnotice: () => {},
-})
+const poolMax = Number(process.env.DB_POOL_MAX ?? 10)
+const poolReads = Number(process.env.DB_POOL_READS ?? poolMax)
+const pool = (max: number) =>
+  postgres(process.env.DATABASE_URL as string, {
+    max,
+    prepare: true,
+    types: { calendarDate: { to: DATE_OID, from: [DATE_OID], serialize: String, parse: (text: string) => text } },
+    onnotice: () => {},
+  })
+const split = poolReads < poolMax
+const reads = pool(split ? poolReads : poolMax)
+const writes = split ? pool(poolMax - poolReads) : reads
 
 const BOOK_PATH = /^\/v1\/books\/([0-9a-f-]{36})$/
 
@@ -36,17 +44,17 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
   const url = request.url ?? '/'
   if (url === '/hello') return send(response, 200, { status: 'ok' })
   if (url === '/readyz') {
-    await sql`SELECT 1`
+    await reads`SELECT 1`
     return send(response, 200, { status: 'ok' })
   }
   const match = BOOK_PATH.exec(url)
   if (match !== null && request.method === 'GET') {
-    const [row] = await sql.unsafe(BOOK_SQL.findById, [match[1] as string], { prepare: true })
+    const [row] = await reads.unsafe(BOOK_SQL.findById, [match[1] as string], { prepare: true })
     return row === undefined ? send(response, 404) : send(response, 200, row)
   }
   if (match !== null && request.method === 'PUT') {
     const values = [match[1], ...inputValues(await readBook(request)), null] as never[]
-    const [row] = await sql.unsafe(BOOK_SQL.update, values, { prepare: true })
+    const [row] = await writes.unsafe(BOOK_SQL.update, values, { prepare: true })
     return row === undefined ? send(response, 404) : send(response, 200, row)
   }
   if (url.startsWith('/v1/books') && request.method === 'GET') {
@@ -58,15 +66,15 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
       author: params.get('author') ?? undefined,
     })
     const [rows, [total]] = await Promise.all([
-      sql.unsafe(page.text, page.values as never[], { prepare: true }),
-      sql.unsafe(count.text, count.values as never[], { prepare: true }),
+      reads.unsafe(page.text, page.values as never[], { prepare: true }),
+      reads.unsafe(count.text, count.values as never[], { prepare: true }),
     ])
     response.setHeader('x-total-count', String(total?.total ?? 0))
     return send(response, 200, rows)
   }
   if (url === '/v1/books' && request.method === 'POST') {
     const values = [uuidv7(), ...inputValues(await readBook(request))] as never[]
-    const [row] = await sql.unsafe(BOOK_SQL.insert, values, { prepare: true })
+    const [row] = await writes.unsafe(BOOK_SQL.insert, values, { prepare: true })
     return send(response, 201, row)
   }
   send(response, 404)
@@ -83,5 +91,5 @@ server.listen(Number(process.env.PORT ?? 8081), '127.0.0.1')
 process.on('SIGTERM', () => {
   server.close()
   server.closeAllConnections()
-  void sql.end({ timeout: 1 }).then(() => process.exit(0))
+  void Promise.all([reads.end({ timeout: 1 }), writes.end({ timeout: 1 })]).then(() => process.exit(0))
 })

@@ -13,16 +13,13 @@
 //   BENCH_COLD_STARTS   starts timed for cold start and idle RSS (default 5), BENCH_IDLE_SECONDS before RSS (2)
 //   BENCH_OUTPUT        folder for the results (default bench/results)
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import os, { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
-import postgres from 'postgres'
 import { freePort } from '../test/helpers/tools.ts'
+import { createSeededDatabase, jwtFixture, otlpSink, productionSettings } from './fixtures.ts'
 import { type HttpResult, measureAtRate, measureHttp, type PgbenchResult, pgbench } from './load.ts'
 import { pgbenchScripts } from './pgbench.ts'
 import { type Server, startServer, treeUsage } from './processes.ts'
@@ -64,79 +61,6 @@ async function requireTools() {
   if (missing.length > 0) throw new Error(`the benchmark needs: ${missing.join(', ')}`)
 }
 
-async function createSeededDatabase(
-  workDir: string,
-): Promise<{ url: string; reset(): Promise<void>; drop(): Promise<void> }> {
-  const admin = postgres(settings.adminUrl, { max: 1, onnotice: () => {} })
-  const name = `myapp_bench_${process.pid}_${Date.now()}`
-  await admin.unsafe(`CREATE DATABASE ${name}`)
-  const url = new URL(settings.adminUrl)
-  url.pathname = `/${name}`
-  const databaseUrl = url.toString()
-  await run(process.execPath, ['src/migrate.ts', 'up'], { env: { ...env, DATABASE_URL: databaseUrl } })
-  const seed = join(workDir, 'seed.sql')
-  writeFileSync(seed, readFileSync('bench/seed.sql', 'utf8').replace('100000', String(settings.books)))
-  await run('psql', ['-q', '-v', 'ON_ERROR_STOP=1', '-f', seed, databaseUrl])
-  return {
-    url: databaseUrl,
-    /** Back to the seeded books: created ones deleted (seeded ids start with zeros), VACUUM ANALYZE, CHECKPOINT. */
-    async reset() {
-      await run('psql', [
-        '-q',
-        '-v',
-        'ON_ERROR_STOP=1',
-        '-c',
-        "DELETE FROM books WHERE id > '00000000-ffff-ffff-ffff-ffffffffffff'",
-        '-c',
-        'VACUUM (ANALYZE) books',
-        // Dirty pages and WAL of earlier write runs are flushed now, not during the next measurement.
-        '-c',
-        'CHECKPOINT',
-        databaseUrl,
-      ])
-    },
-    async drop() {
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await admin.end()
-    },
-  }
-}
-
-/** A key pair and a token with both scopes: production mode verifies a bearer token on every /v1 request. */
-async function jwtFixture() {
-  const { publicKey, privateKey } = await generateKeyPair('ES256')
-  const token = await new SignJWT({ scope: 'books:read books:write' })
-    .setProtectedHeader({ alg: 'ES256' })
-    .setIssuer('https://issuer.bench.invalid')
-    .setAudience('myapp')
-    .setSubject('bench')
-    .setIssuedAt()
-    .setExpirationTime('2h')
-    .sign(privateKey)
-  return { publicKeyPem: await exportSPKI(publicKey), token }
-}
-
-/** An OTLP/HTTP receiver that accepts and counts span exports, standing in for a collector. */
-async function otlpSink() {
-  let exports = 0
-  let bytes = 0
-  const server = createServer((request, response) => {
-    request.on('data', (chunk: Buffer) => {
-      bytes += chunk.length
-    })
-    request.on('end', () => {
-      exports++
-      response.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    stats: () => ({ exports, bytes }),
-    close: () => new Promise((resolve) => server.close(resolve)),
-  }
-}
-
 async function main() {
   await requireTools()
   await run(process.execPath, ['scripts/build.ts'])
@@ -144,28 +68,13 @@ async function main() {
   const startedAt = new Date()
   say(`myapp benchmark: ${settings.seconds} s per run, ${settings.connections} connections, ${settings.books} books`)
   say(`logs and scripts in ${workDir}`)
-  const database = await createSeededDatabase(workDir)
+  const database = await createSeededDatabase({ adminUrl: settings.adminUrl, books: settings.books, workDir })
   const jwt = await jwtFixture()
   const sink = await otlpSink()
   const servers: Server[] = []
 
-  const productionEnv = (overrides: Record<string, string> = {}) => ({
-    NODE_ENV: 'production',
-    APP_ENV: 'production',
-    DATABASE_URL: database.url,
-    SERVER_HOST: '127.0.0.1',
-    AUTH_MODE: 'jwt',
-    AUTH_JWT_ISSUER: 'https://issuer.bench.invalid',
-    AUTH_JWT_AUDIENCE: 'myapp',
-    AUTH_JWT_PUBLIC_KEY: jwt.publicKeyPem,
-    AUTH_JWT_ALGORITHMS: 'ES256',
-    // On, as in production, but high enough that one load generator's address is never limited.
-    RATE_LIMIT_MAX: '1000000000',
-    // As the production overlay (deploy/k8s/overlays/prod).
-    DOCS_ENABLED: 'false',
-    OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
-    ...overrides,
-  })
+  const productionEnv = (overrides: Record<string, string> = {}) =>
+    productionSettings({ databaseUrl: database.url, jwt, otlpUrl: sink.url }, overrides)
   // The same build with every optional feature off.
   const FEATURES_OFF = {
     LOG_LEVEL: 'warn',
@@ -177,8 +86,9 @@ async function main() {
     LOAD_SHED_EVENT_LOOP_DELAY: '0',
   }
 
-  // The bare server with the service's default pool size (DB_POOL_MAX, 10).
-  const bareEnv = { DATABASE_URL: database.url, DB_POOL_MAX: '10' }
+  // The bare server at its best, pooled as the service is by default: reads pipelined on one connection, writes
+  // spread over nine, whose commits PostgreSQL flushes together (bench/pool-settings.ts measures the alternatives).
+  const bareEnv = { DATABASE_URL: database.url, DB_POOL_MAX: '10', DB_POOL_READS: '1' }
 
   const start = async (name: string, script: string, extraEnv: Record<string, string>) => {
     const port = await freePort()

@@ -106,6 +106,14 @@ export const EnvSchema = Type.Object({
   ),
   DB_DEBUG: Flag('Log every SQL statement (text and duration, never parameters)'),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'Connections per process' }),
+  DB_POOL_READS: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      description:
+        'Of DB_POOL_MAX, the connections that carry single reads (SELECT), pipelined; writes, transactions and sessions get the rest (unset, or none left: one pool for all)',
+    }),
+  ),
   DB_CONNECT_TIMEOUT: Duration('5s', 'Time allowed to open a connection'),
   DB_STATEMENT_TIMEOUT: Duration('10s', 'PostgreSQL statement_timeout of each connection; 0 sends none'),
   DB_QUERY_TIMEOUT: Duration(
@@ -350,6 +358,8 @@ function toConfig(env: Env) {
           kind: 'postgres' as const,
           url: databaseUrl,
           poolMax: env.DB_POOL_MAX,
+          // One pool unless asked: on one read connection every read waits behind the slowest one pipelined before it.
+          poolReads: env.DB_POOL_READS ?? env.DB_POOL_MAX,
           connectTimeoutMs: parseDuration(env.DB_CONNECT_TIMEOUT),
           statementTimeoutMs: parseDuration(env.DB_STATEMENT_TIMEOUT),
           queryTimeoutMs: parseDuration(env.DB_QUERY_TIMEOUT),

@@ -1,4 +1,4 @@
-// Server PostgreSQL through postgres.js: pipelined, prepared statements, a bounded pool.
+// Server PostgreSQL through postgres.js: reads pipelined on a few connections, prepared statements, bounded pools.
 import { readFileSync } from 'node:fs'
 import { type ConnectionOptions, checkServerIdentity } from 'node:tls'
 import postgres from 'postgres'
@@ -15,31 +15,47 @@ const READ_ONLY = /^\s*SELECT\b/i
 export function openPostgres(
   config: Pick<
     PostgresConfig,
-    'url' | 'poolMax' | 'connectTimeoutMs' | 'statementTimeoutMs' | 'queryTimeoutMs' | 'preparedStatements'
+    | 'url'
+    | 'poolMax'
+    | 'poolReads'
+    | 'connectTimeoutMs'
+    | 'statementTimeoutMs'
+    | 'queryTimeoutMs'
+    | 'preparedStatements'
   >,
 ): Database {
   // A transaction-mode pooler (PgBouncer) hands each statement to any server connection: named prepared
   // statements and session settings sent at start-up would not follow it.
   const prepare = config.preparedStatements
   const { url, ssl } = tlsOf(config.url)
-  const sql = postgres(url, {
-    ...(ssl === undefined ? {} : { ssl }),
-    max: config.poolMax,
-    connect_timeout: config.connectTimeoutMs / 1000,
-    idle_timeout: 60,
-    max_lifetime: 30 * 60,
-    prepare,
-    connection: {
-      application_name: 'myapp',
-      ...(config.statementTimeoutMs > 0 ? { statement_timeout: config.statementTimeoutMs } : {}),
-    },
-    // A calendar date is not an instant: keep it as the 'YYYY-MM-DD' text PostgreSQL sends.
-    types: { calendarDate: { to: DATE_OID, from: [DATE_OID], serialize: String, parse: (text: string) => text } },
-    onnotice: () => {},
-    // Reconnect every 100-200 ms after a failure (the default backs off to 20 s): queries queued behind a
-    // reconnect wait little, and service resumes soon after the server accepts connections again.
-    backoff: () => 0.1 + Math.random() * 0.1,
-  })
+  const pool = (max: number) =>
+    postgres(url, {
+      ...(ssl === undefined ? {} : { ssl }),
+      max,
+      connect_timeout: config.connectTimeoutMs / 1000,
+      idle_timeout: 60,
+      max_lifetime: 30 * 60,
+      prepare,
+      connection: {
+        application_name: 'myapp',
+        ...(config.statementTimeoutMs > 0 ? { statement_timeout: config.statementTimeoutMs } : {}),
+      },
+      // A calendar date is not an instant: keep it as the 'YYYY-MM-DD' text PostgreSQL sends.
+      types: { calendarDate: { to: DATE_OID, from: [DATE_OID], serialize: String, parse: (text: string) => text } },
+      onnotice: () => {},
+      // Reconnect every 100-200 ms after a failure (the default backs off to 20 s): queries queued behind a
+      // reconnect wait little, and service resumes soon after the server accepts connections again.
+      backoff: () => 0.1 + Math.random() * 0.1,
+    })
+  // postgres.js pipelines the statements waiting on a connection: a few connections carrying many reads in flight
+  // answer more of them than many connections carrying one each. Whatever holds a connection longer goes to the
+  // rest of DB_POOL_MAX, so it never stalls the reads queued behind it: a transaction or session keeps its
+  // connection until it ends, and a write waits for its commit to reach the disk, which PostgreSQL flushes for
+  // many connections at once but for one connection's pipeline one commit at a time. With no connection left over,
+  // one pool serves all.
+  const split = config.poolReads < config.poolMax
+  const reads = pool(split ? config.poolReads : config.poolMax)
+  const others = split ? pool(config.poolMax - config.poolReads) : reads
 
   // statement_timeout only helps while the server runs; a stopped or unreachable one needs a client-side bound,
   // covering the wait for a pool connection too.
@@ -85,25 +101,27 @@ export function openPostgres(
   return {
     kind: 'postgres',
     async query(text, values = []) {
-      const run = () => bounded<never>(sql.unsafe(text, params(values), { prepare }))
+      const readOnly = READ_ONLY.test(text)
+      const run = (sql: postgres.Sql) => bounded<never>(sql.unsafe(text, params(values), { prepare }))
       try {
-        return await guarded(run)
+        return await guarded(() => run(readOnly ? reads : others))
       } catch (error) {
         // A read that lost its connection mid-flight (server restart, failover, terminated backend) is retried
-        // once, on a fresh connection; a write never is, since it may have committed before the answer was lost.
-        if (!READ_ONLY.test(text) || !isTransientMidFlight(error)) throw error
-        return run()
+        // once, on a connection the failure did not touch (the reads' own one is still being replaced); a write
+        // never is, since it may have committed before the answer was lost.
+        if (!readOnly || !isTransientMidFlight(error)) throw error
+        return run(others)
       }
     },
     transaction: (work) =>
       guarded(
         () =>
-          sql.begin((tx) =>
+          others.begin((tx) =>
             work({ query: (text, values = []) => bounded(tx.unsafe(text, params(values), { prepare })) }),
           ) as Promise<never>,
       ),
     async withSession(work) {
-      const reserved = await sql.reserve()
+      const reserved = await others.reserve()
       try {
         return await work({
           query: (text, params = []) => reserved.unsafe(text, params as postgres.ParameterOrJSON<never>[]),
@@ -116,9 +134,11 @@ export function openPostgres(
       }
     },
     async ping() {
-      await sql`SELECT 1`
+      await reads`SELECT 1`
     },
-    close: () => sql.end({ timeout: 5 }),
+    async close() {
+      await Promise.all([reads.end({ timeout: 5 }), split ? others.end({ timeout: 5 }) : undefined])
+    },
   }
 }
 
