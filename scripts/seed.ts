@@ -1,7 +1,7 @@
 // Fills the configured database with a few dozen real books: npm run seed
 import { createBooksRepository } from '../src/books/repository.ts'
 import type { BookInput } from '../src/books/schemas.ts'
-import { ConfigError, parseConfig, readEnvironment } from '../src/config/config.ts'
+import { loadConfigOrExit } from '../src/config/load.ts'
 import { openDatabase } from '../src/db/database.ts'
 import { EmbeddedFolderError } from '../src/db/errors.ts'
 import { createMigrator } from '../src/db/migrator.ts'
@@ -47,14 +47,7 @@ const BOOKS: [title: string, author: string, published: string][] = [
 ]
 
 // Start-up refusals as the server reports them: one line, no stack, the server's exit codes.
-let config: ReturnType<typeof parseConfig>
-try {
-  config = parseConfig(readEnvironment())
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error
-  createLogger('info').fatal({ problems: error.problems }, error.message)
-  process.exit(78) // EX_CONFIG
-}
+const config = loadConfigOrExit()
 const logger = createLogger(config.log.level)
 const database = await openDatabase(config.database, logger).catch((error: unknown) => {
   if (!(error instanceof EmbeddedFolderError)) throw error

@@ -3,7 +3,8 @@ import cluster from 'node:cluster'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp } from './app.ts'
 import { clusterMetrics, runPrimary } from './cluster.ts'
-import { ConfigError, describeConfig, parseConfig, readEnvironment } from './config/config.ts'
+import { describeConfig } from './config/config.ts'
+import { loadConfigOrExit } from './config/load.ts'
 import { type Database, openDatabase } from './db/database.ts'
 import { EmbeddedFolderError, isDatabaseUnavailable } from './db/errors.ts'
 import { createLogger, flushLogs, type Logger } from './logger.ts'
@@ -47,14 +48,7 @@ async function warnAboutPendingMigrations(database: Database, logger: Logger) {
 }
 
 async function main(): Promise<void> {
-  let config: ReturnType<typeof parseConfig>
-  try {
-    config = parseConfig(readEnvironment())
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error
-    createLogger('info').fatal({ problems: error.problems }, error.message)
-    process.exit(78) // EX_CONFIG
-  }
+  const config = loadConfigOrExit()
   const logger = createLogger(config.log.level)
   if (cluster.isPrimary) logger.info({ config: describeConfig(config) }, 'starting')
   if (config.server.workers > 1 && cluster.isPrimary) {
