@@ -2,9 +2,9 @@
 import { createBooksRepository } from '../src/books/repository.ts'
 import type { BookInput } from '../src/books/schemas.ts'
 import { loadConfigOrExit } from '../src/config/load.ts'
-import { openDatabase } from '../src/db/database.ts'
 import { EmbeddedFolderError } from '../src/db/errors.ts'
 import { createMigrator } from '../src/db/migrator.ts'
+import { openDatabase } from '../src/db/open.ts'
 import { createLogger } from '../src/logger.ts'
 
 const BOOKS: [title: string, author: string, published: string][] = [

@@ -1,8 +1,8 @@
 // Entry point for schema migrations, with goose's commands: npm run migrate -- <command>
 import { ConfigError, parseConfig, readEnvironment } from './config/config.ts'
-import { openDatabase } from './db/database.ts'
 import { EmbeddedFolderError } from './db/errors.ts'
 import { createMigrationFile, createMigrator, type GooseTakeover, type Migrator } from './db/migrator.ts'
+import { openDatabase } from './db/open.ts'
 import { createLogger } from './logger.ts'
 
 const USAGE = `Usage: npm run migrate -- <command>

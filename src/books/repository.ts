@@ -1,9 +1,8 @@
 // The books SQL. Every statement is written out here; `undefined` means "no such book".
 import { v7 as uuidv7 } from 'uuid'
 import type { Database, Queryable } from '../db/database.ts'
-import { etagOf } from '../http/conditional.ts'
 import type { Cursor } from './cursor.ts'
-import type { Book, BookInput, ListQuery } from './schemas.ts'
+import { type Book, type BookInput, DEFAULT_STATUS, type ListQuery } from './schemas.ts'
 
 /** A row of the books table as the drivers return it. */
 interface BookRow {
@@ -21,7 +20,7 @@ interface BookRow {
 
 const COLUMNS = 'id, version, created_at, updated_at, published_date, status, title, author, image_url, description'
 
-/** A book and the version its ETag is made from. */
+/** A book and its version, which every write moves on by one. */
 export interface StoredBook {
   book: Book
   version: number
@@ -81,7 +80,7 @@ export function inputValues(input: BookInput): unknown[] {
     input.title,
     input.author,
     input.published_date,
-    input.status ?? 'pending',
+    input.status ?? DEFAULT_STATUS,
     input.image_url ?? null,
     input.description ?? null,
   ]
@@ -95,8 +94,8 @@ export interface IdempotencyClaim {
 }
 
 export type CreateOnceOutcome =
-  | { outcome: 'created'; stored: StoredBook }
-  | { outcome: 'replay'; book: Book; etag: string }
+  | { outcome: 'created'; book: StoredBook }
+  | { outcome: 'replayed'; book: StoredBook }
   | { outcome: 'in_flight' }
   | { outcome: 'key_reused' }
 
@@ -117,6 +116,33 @@ export const BOOK_SQL = {
          version = version + 1, updated_at = greatest(now(), updated_at + interval '1 millisecond')
      WHERE id = $1 AND ($8::int[] IS NULL OR version = ANY($8::int[]))
      RETURNING ${COLUMNS}`,
+} as const
+
+/** Expired keys deleted per statement, so that one sweep never holds many row locks at once. */
+const SWEEP_BATCH = 5000
+
+/** The idempotency records: written in the book's transaction, read by a retry, swept after 24 hours. */
+export const IDEMPOTENCY_SQL = {
+  find: `SELECT request_hash, response_body,
+            coalesce(response_version, trim(BOTH '"' FROM response_etag)::int) AS response_version
+     FROM idempotency_keys
+     WHERE caller = $1 AND key = $2 AND created_at > now() - interval '24 hours'`,
+  // response_etag is still written for replicas of the release before 00004, during a rolling update.
+  remember: `INSERT INTO idempotency_keys
+       (status_code, caller, key, request_hash, response_body, response_version, response_etag)
+     VALUES (201, $1, $2, $3, $4, $5::int, '"' || $5::int || '"')
+     ON CONFLICT (caller, key) DO UPDATE
+     SET created_at = now(), status_code = 201, request_hash = $3, response_body = $4,
+         response_version = $5::int, response_etag = '"' || $5::int || '"'`,
+  // One replica at a time: the lock is the transaction's, so it goes with a crash or a pooler's reassignment.
+  lockSweep: "SELECT pg_try_advisory_xact_lock(hashtextextended('myapp:idempotency-sweep', 0)) AS locked",
+  deleteExpired: `DELETE FROM idempotency_keys
+     WHERE (caller, key) IN (
+       SELECT caller, key FROM idempotency_keys
+       WHERE created_at <= now() - interval '24 hours'
+       ORDER BY created_at
+       LIMIT $1)
+     RETURNING key`,
 } as const
 
 export interface Statement {
@@ -236,35 +262,41 @@ export function createBooksRepository(db: Database) {
         const [previous] = await tx.query<{
           request_hash: string
           response_body: string
-          response_etag: string
-        }>(
-          `SELECT request_hash, response_body, response_etag FROM idempotency_keys
-           WHERE caller = $1 AND key = $2 AND created_at > now() - interval '24 hours'`,
-          [claim.caller, claim.key],
-        )
+          response_version: number
+        }>(IDEMPOTENCY_SQL.find, [claim.caller, claim.key])
         if (previous !== undefined) {
           if (previous.request_hash !== claim.requestHash) return { outcome: 'key_reused' }
-          // Only a 201 is ever stored: failures roll the transaction back and leave the key free.
-          return { outcome: 'replay', book: JSON.parse(previous.response_body) as Book, etag: previous.response_etag }
+          // Only a creation is ever stored: failures roll the transaction back and leave the key free.
+          const book = JSON.parse(previous.response_body) as Book
+          return { outcome: 'replayed', book: { book, version: previous.response_version } }
         }
         const stored = await insertBook(tx, input)
-        await tx.query(
-          `INSERT INTO idempotency_keys (status_code, caller, key, request_hash, response_body, response_etag)
-           VALUES (201, $1, $2, $3, $4, $5)
-           ON CONFLICT (caller, key) DO UPDATE
-           SET created_at = now(), status_code = 201, request_hash = $3, response_body = $4, response_etag = $5`,
-          [claim.caller, claim.key, claim.requestHash, JSON.stringify(stored.book), etagOf(stored.version)],
-        )
-        return { outcome: 'created', stored }
+        await tx.query(IDEMPOTENCY_SQL.remember, [
+          claim.caller,
+          claim.key,
+          claim.requestHash,
+          JSON.stringify(stored.book),
+          stored.version,
+        ])
+        return { outcome: 'created', book: stored }
       })
     },
 
-    /** Forgets Idempotency-Keys older than 24 hours; returns how many. */
-    async deleteExpiredIdempotencyKeys(): Promise<number> {
-      const rows = await db.query(
-        "DELETE FROM idempotency_keys WHERE created_at <= now() - interval '24 hours' RETURNING key",
-      )
-      return rows.length
+    /**
+     * Forgets idempotency keys older than 24 hours, in batches; returns how many, or undefined when another
+     * replica holds the sweep's lock and is sweeping now.
+     */
+    async deleteExpiredIdempotencyKeys(): Promise<number | undefined> {
+      return db.transaction(async (tx) => {
+        const [lock] = await tx.query<{ locked: boolean }>(IDEMPOTENCY_SQL.lockSweep)
+        if (lock?.locked !== true) return undefined
+        let deleted = 0
+        for (;;) {
+          const rows = await tx.query(IDEMPOTENCY_SQL.deleteExpired, [SWEEP_BATCH])
+          deleted += rows.length
+          if (rows.length < SWEEP_BATCH) return deleted
+        }
+      })
     },
 
     /**

@@ -1,8 +1,10 @@
 // The books API's shapes: what clients send, what they get back, and the list's query string.
 import { type Static, Type } from 'typebox'
-import { ERROR_MESSAGE, Nullable } from '../http/validation.ts'
+import { ERROR_MESSAGE, Nullable } from '../schema/keywords.ts'
 
 export const BOOK_STATUSES = ['pending', 'verified'] as const
+/** A book's status when its input names none: the schema fills it in, and the repository for input made in code. */
+export const DEFAULT_STATUS = 'pending' satisfies (typeof BOOK_STATUSES)[number]
 export const SORTS = ['created_at', '-created_at', 'published_date', '-published_date', 'title', '-title'] as const
 
 // The canonical 8-4-4-4-12 form, either case: the uuid format alone also takes a `urn:uuid:` prefix, which the
@@ -57,7 +59,7 @@ export const BookInput = Type.Object(
       examples: ['1937-09-21'],
       [ERROR_MESSAGE]: 'Must be a valid date',
     }),
-    status: Type.Optional({ ...Status, default: 'pending' }),
+    status: Type.Optional({ ...Status, default: DEFAULT_STATUS }),
     image_url: Type.Optional(
       Nullable(
         Type.String({

@@ -1,8 +1,6 @@
 // The one data-access seam: the same parametrised SQL runs on server PostgreSQL and on embedded PGlite.
-import type { Config } from '../config/config.ts'
-import type { Logger } from '../logger.ts'
+// Types only, so that the backends and their wrappers can depend on it without an import cycle; open.ts builds one.
 import type { Metrics } from '../observability/metrics.ts'
-import { instrumentDatabase } from './instrumented.ts'
 
 export interface Queryable {
   /** Runs one parametrised statement ($1, $2, …) and returns its rows. */
@@ -30,29 +28,4 @@ export interface DatabaseObservers {
   metrics?: Metrics
   /** Trace each statement as a CLIENT span. */
   traced?: boolean
-}
-
-export async function openDatabase(
-  config: Config['database'],
-  logger: Logger,
-  { metrics, traced = false }: DatabaseObservers = {},
-): Promise<Database> {
-  // Imported on demand: a server deployment never loads PGlite's WebAssembly, and vice versa.
-  const database =
-    config.kind === 'postgres'
-      ? (await import('./postgres.ts')).openPostgres(config)
-      : await (await import('./pglite.ts')).openPglite(config.path)
-  metrics?.dbPoolMaxConnections.set(config.kind === 'postgres' ? config.poolMax : 1)
-  if (metrics === undefined && !traced && !config.debug) return database
-  return instrumentDatabase(database, {
-    metrics,
-    logger: config.debug ? logger : undefined,
-    target: traced ? targetOf(config) : undefined,
-  })
-}
-
-function targetOf(config: Config['database']) {
-  if (config.kind === 'embedded') return { name: 'postgres', address: 'pglite', port: 0 }
-  const url = new URL(config.url)
-  return { name: url.pathname.slice(1), address: url.hostname, port: Number(url.port || 5432) }
 }

@@ -2,9 +2,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Database } from '../db/database.ts'
-import type { Drain } from '../http/drain.ts'
-import { HttpError } from '../http/problem.ts'
-import { jsonResponse, problemResponses } from '../http/responses.ts'
+import type { Drain } from '../http/pipeline/drain.ts'
+import { PUBLIC } from '../http/toolkit/access.ts'
+import { HttpError } from '../http/toolkit/problem.ts'
+import { jsonResponse, problemDocs } from '../http/toolkit/responses.ts'
 import type { Metrics } from '../observability/metrics.ts'
 
 const READINESS_TIMEOUT_MS = 2000
@@ -26,6 +27,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; drain
   app.get(
     '/livez',
     {
+      config: { access: PUBLIC },
       schema: {
         operationId: 'liveness',
         summary: 'Liveness: the process can serve',
@@ -41,9 +43,9 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; drain
     operationId: 'readiness',
     summary: 'Readiness: the database answers and the server is not draining',
     tags: ['health'],
-    response: { 200: jsonResponse(Status, 'Ready for traffic'), ...problemResponses(503) },
+    response: { 200: jsonResponse(Status, 'Ready for traffic'), ...problemDocs({ instance: '/readyz' })(503) },
   }
-  app.get('/readyz', { schema: readiness }, async (request) => {
+  app.get('/readyz', { config: { access: PUBLIC }, schema: readiness }, async (request) => {
     const unavailable = (detail: string, cause?: unknown) =>
       new HttpError(503, detail, { headers: { 'retry-after': '5' }, cause })
     metrics.ready.set(0)

@@ -10,6 +10,7 @@ import {
 } from '@opentelemetry/semantic-conventions'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import { PUBLIC } from '../http/toolkit/access.ts'
 import type { Metrics } from './metrics.ts'
 import { tracer } from './tracing.ts'
 
@@ -35,6 +36,7 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics): voi
   app.get(
     '/metrics',
     {
+      config: { access: PUBLIC },
       schema: {
         operationId: 'metrics',
         summary: 'Prometheus metrics',

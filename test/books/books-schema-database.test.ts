@@ -6,7 +6,7 @@ import { after, before, it } from 'node:test'
 import fc from 'fast-check'
 import type { TSchema } from 'typebox'
 import { BookInput, BookParams, ListQuery, SORTS } from '../../src/books/schemas.ts'
-import { validatorCompiler } from '../../src/http/validation.ts'
+import { validatorCompiler } from '../../src/http/pipeline/validation.ts'
 import { describe } from '../helpers/describe.ts'
 import {
   BACKENDS,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { it } from 'node:test'
 import fc from 'fast-check'
 import { type Cursor, decodeCursor, encodeCursor } from '../../src/books/cursor.ts'
-import { countPreference } from '../../src/books/routes.ts'
+import { countPreference } from '../../src/books/http/prefer.ts'
 import { SORTS } from '../../src/books/schemas.ts'
 import { describe } from '../helpers/describe.ts'
 

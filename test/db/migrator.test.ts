@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { after, before, it } from 'node:test'
 import { promisify } from 'node:util'
 import { parseConfig } from '../../src/config/config.ts'
-import { type Database, openDatabase } from '../../src/db/database.ts'
+import type { Database } from '../../src/db/database.ts'
 import {
   createMigrationFile,
   createMigrator,
@@ -15,6 +15,7 @@ import {
   MigrationError,
   parseMigration,
 } from '../../src/db/migrator.ts'
+import { openDatabase } from '../../src/db/open.ts'
 import { createLogger } from '../../src/logger.ts'
 import { describe } from '../helpers/describe.ts'
 import { createServerDatabase, type ServerDatabase } from '../helpers/postgres-server.ts'

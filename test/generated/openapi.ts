@@ -233,7 +233,7 @@ export interface components {
                  *       "title": "Request Header Fields Too Large",
                  *       "status": 431,
                  *       "detail": "the request headers are too large",
-                 *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                 *       "instance": "/",
                  *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
                  *       "error": "the request headers are too large"
                  *     }
@@ -336,7 +336,7 @@ export interface operations {
                      *       "title": "Service Unavailable",
                      *       "status": 503,
                      *       "detail": "the database is unavailable; try again later",
-                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "instance": "/readyz",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
                      *       "error": "the database is unavailable; try again later"
                      *     }
@@ -419,7 +419,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the token lacks the books:write scope */
+            /** @description Forbidden: the token lacks the books:read scope */
             403: {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
@@ -434,10 +434,10 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "Forbidden",
                      *       "status": 403,
-                     *       "detail": "the token lacks the books:write scope",
+                     *       "detail": "the token lacks the books:read scope",
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
-                     *       "error": "the token lacks the books:write scope"
+                     *       "error": "the token lacks the books:read scope"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -931,7 +931,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the token lacks the books:write scope */
+            /** @description Forbidden: the token lacks the books:read scope */
             403: {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
@@ -946,10 +946,10 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "Forbidden",
                      *       "status": 403,
-                     *       "detail": "the token lacks the books:write scope",
+                     *       "detail": "the token lacks the books:read scope",
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
-                     *       "error": "the token lacks the books:write scope"
+                     *       "error": "the token lacks the books:read scope"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
 import { ListQuery } from '../../src/books/schemas.ts'
-import { lastPage, MAX_LINK_HEADER_BYTES, paginationLinks } from '../../src/http/pagination.ts'
+import { lastPage, MAX_LINK_HEADER_BYTES, paginationLinks } from '../../src/http/toolkit/pagination.ts'
 import { describe } from '../helpers/describe.ts'
 import { BACKENDS, bodyOf, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
 

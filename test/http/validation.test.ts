@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
 import { type TSchema, Type } from 'typebox'
 import { BookInput, BookParams, ListQuery } from '../../src/books/schemas.ts'
-import { fieldErrors, validatorCompiler } from '../../src/http/validation.ts'
+import { fieldErrors, validatorCompiler } from '../../src/http/pipeline/validation.ts'
 import { describe } from '../helpers/describe.ts'
 import { bodyOf, jsonRequest, startService, type TestService } from '../helpers/service.ts'
 

@@ -149,6 +149,7 @@ describe('server lifecycle', () => {
         '00001_create_books.sql',
         '00002_add_book_version.sql',
         '00003_create_idempotency_keys.sql',
+        '00004_idempotency_response_version.sql',
       ])
       running.child.kill('SIGTERM')
       assert.equal(await running.exit, 0)

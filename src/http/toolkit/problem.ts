@@ -56,3 +56,18 @@ export function problemBody(
     ...(errors === undefined ? {} : { errors }),
   }
 }
+
+/**
+ * A problem a resource answers with, declared once: its handlers throw it (`throw bookNotFound()`) and its
+ * document shows it (`problemResponses(bookNotFound)`), so the two cannot drift apart.
+ */
+export interface KnownProblem {
+  readonly status: number
+  readonly detail: string
+  (): HttpError
+}
+
+export function knownProblem(status: number, detail: string, headers?: Record<string, string>): KnownProblem {
+  const make = () => new HttpError(status, detail, headers === undefined ? {} : { headers })
+  return Object.assign(make, { status, detail })
+}

@@ -1,31 +1,40 @@
 // The OpenAPI 3.1 document, generated from the routes' own TypeBox schemas, and the offline docs page.
 import swagger from '@fastify/swagger'
 import type { FastifyInstance } from 'fastify'
-import packageJson from '../../package.json' with { type: 'json' }
-import { problemResponses } from './responses.ts'
+import type { TSchema } from 'typebox'
+import packageJson from '../../../package.json' with { type: 'json' }
+import { PUBLIC } from '../toolkit/access.ts'
+import { Problem } from '../toolkit/problem.ts'
+import type { DocumentTag } from '../toolkit/resource.ts'
+import { problemDocs } from '../toolkit/responses.ts'
 
-export const OPENAPI_INFO = {
-  title: 'myapp books API',
-  version: packageJson.version,
-  description:
-    'Books CRUD service: the TypeScript edition of the learning-cloud-native-go myapp API. ' +
-    'Errors are RFC 9457 problem details with the `error` / `errors` members the Go service returns.',
-  license: { name: packageJson.license, identifier: packageJson.license },
+/** What the document says about the API as a whole; the app gives it, with the tags and components. */
+export interface DocumentInfo {
+  title: string
+  description: string
+}
+
+export interface OpenApiOptions {
+  docs: boolean
+  info: DocumentInfo
+  tags: readonly DocumentTag[]
+  /** Schemas named once in components, by title: the resources' and the problem's. */
+  components: readonly TSchema[]
 }
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 
-// Schemas with these titles are named once in components and referenced everywhere else.
-const COMPONENT_TITLES = new Set(['Book', 'BookInput', 'BookReplacement', 'Problem'])
-
-/** Moves each titled schema into components (its first occurrence) and puts a $ref where it stood. */
-function referenceComponents(node: Json, components: Record<string, Json>): Json {
-  if (Array.isArray(node)) return node.map((item) => referenceComponents(item, components))
+/**
+ * Moves each schema whose title is in `titles` into components (its first occurrence) and puts a $ref where it
+ * stood. Only named ones: an example such as `errors: { title: '…' }` has a title member too.
+ */
+function referenceComponents(node: Json, components: Record<string, Json>, titles: ReadonlySet<string>): Json {
+  if (Array.isArray(node)) return node.map((item) => referenceComponents(item, components, titles))
   if (node === null || typeof node !== 'object') return node
   const walked = Object.fromEntries(
-    Object.entries(node).map(([key, value]) => [key, referenceComponents(value, components)]),
+    Object.entries(node).map(([key, value]) => [key, referenceComponents(value, components, titles)]),
   )
-  if (typeof node.title === 'string' && COMPONENT_TITLES.has(node.title)) {
+  if (typeof node.title === 'string' && titles.has(node.title)) {
     components[node.title] ??= walked
     return { $ref: `#/components/schemas/${node.title}` }
   }
@@ -57,17 +66,14 @@ const SECURITY_SCHEMES: Json = {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'JWT',
-    description: 'With AUTH_MODE=jwt: a token from the configured issuer with scope books:read or books:write',
+    description: 'With AUTH_MODE=jwt: a token from the configured issuer with the scope the operation names',
   },
 }
-
-/** Operation security: a token with the scope when AUTH_MODE=jwt, nothing when authentication is off. */
-export const bearer = (scope: 'books:read' | 'books:write'): Record<string, string[]>[] => [{ bearerAuth: [scope] }, {}]
 
 // Answers the HTTP parser can give to any request, before it reaches a route.
 const ANY_REQUEST_RESPONSES = { 431: 'RequestHeaderFieldsTooLarge' } as const
 
-function finishDocument(document: Record<string, Json>): Record<string, Json> {
+function finishDocument(document: Record<string, Json>, titles: ReadonlySet<string>): Record<string, Json> {
   const paths = document.paths as Record<
     string,
     Record<string, { responses: never; parameters?: Record<string, Json>[] }>
@@ -82,43 +88,51 @@ function finishDocument(document: Record<string, Json>): Record<string, Json> {
     }
   }
   const schemas: Record<string, Json> = {}
-  const referenced = referenceComponents(document.paths as Json, schemas)
+  const referenced = referenceComponents(document.paths as Json, schemas, titles)
   const responses = Object.fromEntries(
     Object.entries(ANY_REQUEST_RESPONSES).map(([status, name]) => {
-      const { headers, ...response } = problemResponses(Number(status))[status] as unknown as {
+      const { headers, ...response } = problemDocs({ instance: '/' })(Number(status))[status] as unknown as {
         headers: Record<string, { type: string; description: string; required?: boolean }>
       }
       const openApiHeaders = Object.fromEntries(
         Object.entries(headers).map(([header, { type, ...rest }]) => [header, { schema: { type }, ...rest }]),
       )
-      return [name, referenceComponents(JSON.parse(JSON.stringify({ ...response, headers: openApiHeaders })), schemas)]
+      return [
+        name,
+        referenceComponents(JSON.parse(JSON.stringify({ ...response, headers: openApiHeaders })), schemas, titles),
+      ]
     }),
   )
   return { ...document, paths: referenced, components: { schemas, responses, securitySchemes: SECURITY_SCHEMES } }
 }
 
 /** Registers document generation; call before any route is added so every route is seen. */
-export async function registerOpenApi(app: FastifyInstance, options: { docs: boolean }): Promise<void> {
+export async function registerOpenApi(app: FastifyInstance, options: OpenApiOptions): Promise<void> {
+  const titles = new Set([Problem, ...options.components].map((schema) => String((schema as { title?: string }).title)))
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: OPENAPI_INFO,
+      info: {
+        ...options.info,
+        version: packageJson.version,
+        license: { name: packageJson.license, identifier: packageJson.license },
+      },
       servers: [{ url: '/', description: 'This server' }],
-      // Open by default (AUTH_MODE=none); the books operations name the bearer scheme AUTH_MODE=jwt enforces.
+      // Open by default (AUTH_MODE=none); operations with a scope name the bearer scheme AUTH_MODE=jwt enforces.
       security: [],
       components: { securitySchemes: SECURITY_SCHEMES as never },
-      tags: [
-        { name: 'books', description: 'The book collection' },
-        { name: 'health', description: 'Liveness and readiness probes' },
-        { name: 'observability', description: 'Prometheus metrics' },
-      ],
+      tags: [...options.tags],
     },
     transformObject: (document) =>
-      finishDocument(('openapiObject' in document ? document.openapiObject : {}) as Record<string, Json>) as never,
+      finishDocument(
+        ('openapiObject' in document ? document.openapiObject : {}) as Record<string, Json>,
+        titles,
+      ) as never,
   })
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-  app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) =>
+  const hidden = { config: { access: PUBLIC }, schema: { hide: true } }
+  app.get('/openapi.json', hidden, async () => app.swagger())
+  app.get('/openapi.yaml', hidden, async (_request, reply) =>
     reply.type('application/yaml; charset=utf-8').send(app.swagger({ yaml: true })),
   )
 

@@ -2,7 +2,7 @@
 // Fastify serialises with them and @fastify/swagger turns them into the OpenAPI document.
 import { STATUS_CODES } from 'node:http'
 import type { TSchema } from 'typebox'
-import { Problem } from './problem.ts'
+import { type KnownProblem, Problem } from './problem.ts'
 
 type HeaderSchemas = Record<string, { type: 'string' | 'integer'; description: string; required?: boolean }>
 
@@ -24,21 +24,17 @@ export function emptyResponse(description: string, headers: HeaderSchemas = {}) 
   return { type: 'null' as const, description, headers: { ...REQUEST_ID, ...headers } }
 }
 
-const PROBLEM_DETAILS: Record<number, string> = {
+// The pipeline's own answers, the same for every route. A resource names its own (404, 412, …) with knownProblem.
+const PIPELINE_DETAILS: Record<number, string> = {
   400: 'invalid path parameter',
   401: 'a bearer token is required',
-  403: 'the token lacks the books:write scope',
-  404: 'book not found',
   405: 'method not allowed; use GET, HEAD, POST',
   408: 'the request body was not received within SERVER_TIMEOUT_READ',
-  409: 'a request with this Idempotency-Key is still being processed; retry shortly',
-  412: 'the book has changed since the ETag in If-Match; read it again',
   413: 'request body is too large',
   415: 'Content-Type must be application/json',
   429: 'rate limit of 600 requests per 1 minute exceeded',
   431: 'the request headers are too large',
   422: 'request validation failed',
-  428: 'this request needs an If-Match header with the ETag of the book',
   500: 'internal server error',
   503: 'the database is unavailable; try again later',
 }
@@ -60,31 +56,45 @@ const PROBLEM_HEADERS: Record<number, HeaderSchemas> = {
   503: { 'retry-after': { type: 'integer', required: true, description: 'Seconds to wait before trying again' } },
 }
 
-/** Problem responses (application/problem+json) for these statuses, each with an example. */
-export function problemResponses(...statuses: number[]) {
-  return Object.fromEntries(
-    statuses.map((status) => {
-      const detail = PROBLEM_DETAILS[status] ?? (STATUS_CODES[status] as string).toLowerCase()
-      const example = {
-        type: 'about:blank',
-        title: STATUS_CODES[status],
-        status,
-        detail,
-        instance: '/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90',
-        request_id: 'b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d',
-        error: detail,
-        ...(status === 422
-          ? { errors: { title: 'This field is required', published_date: 'Must be a valid date' } }
-          : {}),
-      }
-      return [
-        status,
-        {
-          description: `${STATUS_CODES[status]}: ${detail}`,
-          headers: { ...REQUEST_ID, ...PROBLEM_HEADERS[status] },
-          content: { 'application/problem+json': { schema: Problem, example } },
-        },
-      ]
-    }),
-  )
+/** The examples a resource's problem answers show: a path of its own, and field messages for a 422. */
+export interface ProblemExamples {
+  instance: string
+  fieldErrors?: Readonly<Record<string, string>>
+}
+
+/**
+ * Problem responses (application/problem+json) for these statuses, each with an example: a known problem of the
+ * resource shows its own detail, a bare status the pipeline's. Made per resource, with its examples.
+ */
+export function problemDocs(examples: ProblemExamples) {
+  return (...problems: (number | KnownProblem)[]) =>
+    Object.fromEntries(
+      problems.map((problem) => {
+        const status = typeof problem === 'number' ? problem : problem.status
+        const detail =
+          typeof problem === 'number'
+            ? (PIPELINE_DETAILS[status] ?? (STATUS_CODES[status] as string).toLowerCase())
+            : problem.detail
+        return [status, problemResponse(status, detail, examples)]
+      }),
+    )
+}
+
+/** One problem response with its example. */
+export function problemResponse(status: number, detail: string, examples: ProblemExamples) {
+  const example = {
+    type: 'about:blank',
+    title: STATUS_CODES[status],
+    status,
+    detail,
+    instance: examples.instance,
+    request_id: 'b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d',
+    error: detail,
+    ...(status === 422 && examples.fieldErrors !== undefined ? { errors: examples.fieldErrors } : {}),
+  }
+  return {
+    description: `${STATUS_CODES[status]}: ${detail}`,
+    headers: { ...REQUEST_ID, ...PROBLEM_HEADERS[status] },
+    content: { 'application/problem+json': { schema: Problem, example } },
+  }
 }

@@ -2,10 +2,8 @@
 import { Ajv, type ErrorObject, type Options } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
-import { type TSchema, Type } from 'typebox'
-
-/** Schema annotation: the message shown when a field breaks its pattern, format or range. */
-export const ERROR_MESSAGE = 'x-error-message'
+import type { TSchema } from 'typebox'
+import { ERROR_MESSAGE } from '../../schema/keywords.ts'
 
 // validateSchema off: checking each schema against the JSON Schema meta-schema compiled that meta-schema once per
 // Ajv instance, an eighth of a cold start. The schemas are ours, written in TypeBox; strict mode still rejects
@@ -47,11 +45,6 @@ export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, http
   if (httpPart === 'body') return bodyAjv.compile(schema)
   assertBoundedNumbers(schema, httpPart)
   return textAjv.compile(schema)
-}
-
-/** A string that may also be null, as one JSON Schema type array (clean errors, clean OpenAPI). */
-export function Nullable<T extends TSchema & { type: string }>(schema: T) {
-  return Type.Unsafe<Type.Static<T> | null>({ ...schema, type: [schema.type, 'null'] })
 }
 
 const TYPE_NAMES: Record<string, string> = { object: 'a JSON object', null: 'null' }

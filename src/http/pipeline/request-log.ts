@@ -1,6 +1,6 @@
 // One log line per request, with the fields of the Go service's request log, through Fastify's LogController.
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
-import { redactUrl } from '../logger.ts'
+import { redactUrl } from '../../logger.ts'
 
 // Node decodes header bytes as latin1, one character per byte: the text's length is the size on the wire (name and
 // value, plus ": " or "\r\n" for each).

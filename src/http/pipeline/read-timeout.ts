@@ -2,7 +2,7 @@
 // its body would otherwise hold a connection until the inactivity timeout.
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import { HttpError } from './problem.ts'
+import { HttpError } from '../toolkit/problem.ts'
 
 export function registerBodyReadTimeout(app: FastifyInstance, timeoutMs: number): void {
   app.addHook('preParsing', (request, reply, payload, done) => {

@@ -1,7 +1,8 @@
 // 405 with Allow for a known path asked with another method (Fastify would answer 404).
 import { METHODS } from 'node:http'
 import type { FastifyInstance } from 'fastify'
-import { HttpError } from './problem.ts'
+import { PUBLIC } from '../toolkit/access.ts'
+import { HttpError } from '../toolkit/problem.ts'
 
 /**
  * Call before routes are registered; the returned function adds the 405 routes once they all are. Every method
@@ -26,7 +27,15 @@ export function trackRouteMethods(app: FastifyInstance, { answerOptions }: { ans
         throw new HttpError(405, `method not allowed; use ${allow}`, { headers: { allow } })
       }
       // Rejected in onRequest, before any body is read: its size, type or content cannot change the answer.
-      app.route({ method: others, url, schema: { hide: true }, onRequest: reject, handler: reject })
+      // Public: the answer only names the methods the path has, which the document shows anyone.
+      app.route({
+        method: others,
+        url,
+        config: { access: PUBLIC },
+        schema: { hide: true },
+        onRequest: reject,
+        handler: reject,
+      })
     }
   }
 }

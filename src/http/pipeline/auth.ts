@@ -1,11 +1,13 @@
-// AUTH_MODE=jwt: bearer tokens on /v1/books, verified by jose (pinned algorithms, iss, aud, exp, nbf), with the
-// scopes books:read and books:write. 401 with WWW-Authenticate when the token is missing or bad, 403 without scope;
+// AUTH_MODE=jwt: bearer tokens on every route that declares a scope (src/http/toolkit/access.ts), verified by jose
+// (pinned algorithms, iss, aud, exp, nbf). 401 with WWW-Authenticate when the token is missing or bad, 403 without
+// the route's scope;
 // 429 for a client that has used up its budget of refused tokens (AUTH_FAILURE_LIMIT): until its window ends, no
 // token of that client is checked, and only those verified here before are honoured.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { createRemoteJWKSet, importSPKI, type JWTPayload, type JWTVerifyGetKey, jwtVerify, type KeyObject } from 'jose'
-import type { Config } from '../config/config.ts'
-import { HttpError } from './problem.ts'
+import type { Config } from '../../config/config.ts'
+import { HttpError } from '../toolkit/problem.ts'
+import { missingScope } from './access.ts'
 import type { AuthFailureBudget } from './rate-limit.ts'
 
 type JwtConfig = Extract<Config['auth'], { mode: 'jwt' }>
@@ -109,8 +111,8 @@ export async function registerAuth(
 
   const authorize = (request: FastifyRequest, principal: Principal, needed: string): HttpError | undefined => {
     if (!principal.scopes.has(needed)) {
-      return new HttpError(403, `the token lacks the ${needed} scope`, {
-        headers: { 'www-authenticate': challenge('insufficient_scope', `the token lacks the ${needed} scope`, needed) },
+      return new HttpError(403, missingScope(needed), {
+        headers: { 'www-authenticate': challenge('insufficient_scope', missingScope(needed), needed) },
       })
     }
     request.principal = principal
@@ -119,11 +121,13 @@ export async function registerAuth(
 
   // A callback hook: a token seen before (the usual case) is checked without a promise.
   app.addHook('onRequest', (request, _reply, done) => {
-    if (!request.routeOptions.url?.startsWith('/v1/books')) return done()
-    const needed = READ_METHODS.has(request.method) ? 'books:read' : 'books:write'
+    // The route's own declaration; a request that matched no route has none, and gets its 404 or 405.
+    const access = request.routeOptions.config.access
+    if (access === undefined || access.kind === 'public') return done()
+    const needed = access.scope
     const header = request.headers.authorization
     if (header === undefined) {
-      if (needed === 'books:read' && config.publicReads) return done()
+      if (config.publicReads && READ_METHODS.has(request.method)) return done()
       return done(unauthorized('a bearer token is required'))
     }
     const token = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(header)?.[1]

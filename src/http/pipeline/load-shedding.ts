@@ -5,7 +5,7 @@
 // reads "no sample in this window" as an infinite delay, so a pause far below the threshold (a GC, start-up
 // compilation) shed every request of the next window (56 of 60 creates got 503 at a 1 s threshold in a test).
 import type { FastifyInstance } from 'fastify'
-import { HttpError } from './problem.ts'
+import { HttpError } from '../toolkit/problem.ts'
 
 const EXEMPT = new Set(['/livez', '/readyz', '/metrics'])
 const TICK_MS = 50

@@ -3,7 +3,7 @@
 import { type IncomingMessage, type RequestListener, type Server, ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../../logger.ts'
 import { protocolProblem } from './errors.ts'
 import { requestIdFor } from './request-id.ts'
 

@@ -5,8 +5,8 @@
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
-import type { Config } from '../config/config.ts'
-import { HttpError } from './problem.ts'
+import type { Config } from '../../config/config.ts'
+import { HttpError } from '../toolkit/problem.ts'
 
 type RateLimitConfig = Config['rateLimit']
 

@@ -1,0 +1,124 @@
+// The books use cases: list, get, create (once per idempotency key), replace and delete (at an expected version).
+// No transport here: outcomes are values, and versions are numbers. The REST adapter (src/books/http/) maps them
+// to statuses, ETags and problem answers; another transport maps them its own way.
+import { createHash } from 'node:crypto'
+import type { Database } from '../db/database.ts'
+import { type Cursor, decodeCursor } from './cursor.ts'
+import { type CountMethod, createBooksRepository, type ListPage, type StoredBook } from './repository.ts'
+import type { BookInput, BookReplacement, ListQuery } from './schemas.ts'
+
+export { ESTIMATED_COUNT_THRESHOLD } from './repository.ts'
+export type { CountMethod, ListPage, StoredBook }
+
+/** Input that the schema let through but the use case refuses, with a message per field. */
+export interface Invalid {
+  outcome: 'invalid'
+  errors: Record<string, string>
+}
+export type NotFound = { outcome: 'not_found' }
+export type VersionMismatch = { outcome: 'version_mismatch' }
+
+export type ListOutcome = { outcome: 'listed'; page: ListPage } | Invalid
+export type GetOutcome = { outcome: 'found'; book: StoredBook } | NotFound
+export type CreateOutcome =
+  | { outcome: 'created'; book: StoredBook }
+  /** The first answer to an earlier request with the same key and the same input. */
+  | { outcome: 'replayed'; book: StoredBook }
+  /** A request with this key is still being processed. */
+  | { outcome: 'in_flight' }
+  /** The key was used before, with other input. */
+  | { outcome: 'key_reused' }
+export type ReplaceOutcome = { outcome: 'replaced'; book: StoredBook } | NotFound | VersionMismatch | Invalid
+export type DeleteOutcome = { outcome: 'deleted' } | NotFound | VersionMismatch
+
+/** Who sent an idempotency key, and the key: keys of different callers never meet. */
+export interface IdempotencyKey {
+  caller: string
+  key: string
+}
+
+/** A list request: the filters, sort and page, where to start (a cursor from an earlier page), and how to count. */
+export interface ListRequest extends ListQuery {
+  count?: CountMethod | undefined
+}
+
+const TRIMMED_FIELDS = ['title', 'author', 'image_url', 'description'] as const
+
+/**
+ * Surrounding white space is not content: "  Dune " is stored, and length-checked, as "Dune". Applied to the raw
+ * input before it is validated, so every transport calls it first.
+ */
+export function trimInput(input: unknown): void {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return
+  const fields = input as Record<string, unknown>
+  for (const field of TRIMMED_FIELDS) {
+    const value = fields[field]
+    if (typeof value === 'string') fields[field] = value.trim()
+  }
+}
+
+/** A digest of the create input as validated (trimmed, defaults filled), independent of member order. */
+function inputHash(input: BookInput): string {
+  const canonical = JSON.stringify(Object.fromEntries(Object.entries(input).sort(([a], [b]) => a.localeCompare(b))))
+  return createHash('sha256').update(canonical).digest('hex')
+}
+
+/** The cursor a list request names, checked against the rest of the request. */
+function cursorOf(request: ListRequest): Cursor | Invalid | undefined {
+  if (request.cursor === undefined) return undefined
+  const invalid = (message: string): Invalid => ({ outcome: 'invalid', errors: { cursor: message } })
+  if (request.page > 1) return invalid('Must not be sent with a page other than 1')
+  const cursor = decodeCursor(request.cursor)
+  if (cursor === undefined) return invalid('Must be a cursor from a Link of this list')
+  if (cursor.sort !== request.sort) return invalid('Must come from a list of the same sort')
+  return cursor
+}
+
+export function createBooks(database: Database) {
+  const repository = createBooksRepository(database)
+  return {
+    /** One page, by cursor or by page number; counted only when `count` says how. */
+    async list(request: ListRequest): Promise<ListOutcome> {
+      const cursor = cursorOf(request)
+      if (cursor !== undefined && 'outcome' in cursor) return cursor
+      return { outcome: 'listed', page: await repository.list(request, cursor, request.count) }
+    },
+
+    async get(id: string): Promise<GetOutcome> {
+      const book = await repository.findById(id)
+      return book === undefined ? { outcome: 'not_found' } : { outcome: 'found', book }
+    },
+
+    /** Creates a book; with a key, at most once per caller and key within 24 hours. */
+    async create(input: BookInput, idempotency?: IdempotencyKey): Promise<CreateOutcome> {
+      if (idempotency === undefined) return { outcome: 'created', book: await repository.create(input) }
+      return repository.createOnce(input, { ...idempotency, requestHash: inputHash(input) })
+    },
+
+    /**
+     * Replaces the book's fields, only while it is at one of `expectedVersions` when given. Of the read-only
+     * members a replacement may carry, `id` must name the book (UUIDs compare without regard to case); the
+     * timestamps are the server's and are dropped.
+     */
+    async replace(id: string, replacement: BookReplacement, expectedVersions?: number[]): Promise<ReplaceOutcome> {
+      const { id: claimedId, created_at: _createdAt, updated_at: _updatedAt, ...input } = replacement
+      if (claimedId !== undefined && claimedId.toLowerCase() !== id.toLowerCase()) {
+        return { outcome: 'invalid', errors: { id: 'Must match the id in the path' } }
+      }
+      const written = await repository.update(id, input, expectedVersions)
+      return written.outcome === 'done' ? { outcome: 'replaced', book: written.value } : written
+    },
+
+    async delete(id: string, expectedVersions?: number[]): Promise<DeleteOutcome> {
+      const written = await repository.delete(id, expectedVersions)
+      return written.outcome === 'done' ? { outcome: 'deleted' } : written
+    },
+
+    /**
+     * Forgets idempotency keys past their 24 hours: how many, or undefined when another replica is sweeping.
+     * Lookups ignore expired keys anyway; the sweep only keeps the table small.
+     */
+    sweepExpiredIdempotencyKeys: (): Promise<number | undefined> => repository.deleteExpiredIdempotencyKeys(),
+  }
+}
+export type Books = ReturnType<typeof createBooks>

@@ -1,0 +1,262 @@
+// /v1/books over REST: the books use cases (src/books/books.ts) behind schemas, statuses and headers. Every
+// decision is the core's; this file only maps its outcomes to HTTP.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import { requiresScope } from '../../http/toolkit/access.ts'
+import { etagOf, matches, parsePrecondition } from '../../http/toolkit/conditional.ts'
+import { type PageTargets, paginationLinks } from '../../http/toolkit/pagination.ts'
+import { HttpError } from '../../http/toolkit/problem.ts'
+import { emptyResponse, jsonResponse } from '../../http/toolkit/responses.ts'
+import { type Books, type ListPage, type StoredBook, trimInput } from '../books.ts'
+import { encodeCursor } from '../cursor.ts'
+import { Book, BookInput, BookParams, BookReplacement, ListQuery } from '../schemas.ts'
+import {
+  ETAG,
+  IdempotencyKeyHeader,
+  IfMatch,
+  IfNoneMatch,
+  ListHeaders,
+  LOCATION,
+  PAGE_HEADERS,
+  REPLAYED,
+} from './headers.ts'
+import { countPreference } from './prefer.ts'
+import {
+  bookNotFound,
+  ifMatchRequired,
+  invalidFields,
+  keyInFlight,
+  preconditionFailed,
+  problemResponses,
+} from './problems.ts'
+
+export const PREFIX = '/v1/books'
+const READ = requiresScope('books:read')
+const WRITE = requiresScope('books:write')
+
+// The parameters the list declares, and so the only ones its links carry; the page ones each link sets itself.
+const LIST_PARAMETERS = Object.keys(ListQuery.properties)
+const PAGE_PARAMETERS = ['page', 'cursor']
+
+/** A body-less POST or PUT has no JSON media type either: 415, like any other non-JSON body. */
+async function requireJsonBody(request: FastifyRequest) {
+  if (request.body === undefined) throw new HttpError(415, 'Content-Type must be application/json')
+}
+
+/** The versions an If-Match names; `*` only needs the book to exist, which the write checks anyway. */
+function expectedVersions(request: FastifyRequest, requireIfMatch: boolean): number[] | undefined {
+  const header = request.headers['if-match']
+  if (header === undefined && requireIfMatch) throw ifMatchRequired()
+  const precondition = parsePrecondition(header, { weak: false })
+  return precondition?.kind === 'versions' ? precondition.versions : undefined
+}
+
+// Keys belong to the token's subject; without authentication, to the client address.
+const callerOf = (request: FastifyRequest) =>
+  request.principal === undefined ? `ip:${request.ip}` : `sub:${request.principal.subject}`
+
+/**
+ * Where the links of a list page lead: cursors, also from a page named by number, so that following a link costs
+ * one page however far into the list it is. `last` needs the exact count (it is the end of the index, read
+ * backwards); without one a client cannot know that the list has an end worth jumping to.
+ */
+function pageTargets(query: ListQuery, { next, prev, total }: ListPage): PageTargets {
+  const targets: PageTargets = { first: {} }
+  if (prev !== undefined) targets.prev = { cursor: encodeCursor(prev) }
+  if (next !== undefined) targets.next = { cursor: encodeCursor(next) }
+  if (total?.exact) {
+    targets.last = { cursor: encodeCursor({ sort: query.sort, direction: 'before', key: null, id: null }) }
+  }
+  return targets
+}
+
+const created = (reply: FastifyReply, { book, version }: StoredBook, replayed: boolean) => {
+  reply.code(201).header('location', `${PREFIX}/${book.id}`).header('etag', etagOf(version))
+  if (replayed) reply.header('idempotent-replayed', 'true')
+  return reply.send(book)
+}
+
+export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMatch: boolean }> = async (
+  app,
+  { books, requireIfMatch },
+) => {
+  app.get(
+    '/',
+    {
+      config: { access: READ },
+      schema: {
+        operationId: 'listBooks',
+        summary: 'List books',
+        description:
+          'One page of books, filtered and sorted; ties are broken by id so pages never overlap. The `next` and ' +
+          '`prev` links carry a cursor, a position in the sort index: every page costs what the first one does, ' +
+          'and a walk by cursor skips and repeats no book while others are written (books written during the walk ' +
+          'may or may not appear). Nothing is counted unless `Prefer: count=…` asks for it.',
+        tags: ['books'],
+        querystring: ListQuery,
+        headers: ListHeaders,
+        response: {
+          200: jsonResponse(Type.Array(Book), 'One page of books', PAGE_HEADERS),
+          ...problemResponses(401, 403, 422, 429, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const query = request.query
+      const count = countPreference(request.headers.prefer)
+      const result = await books.list({ ...query, count })
+      if (result.outcome === 'invalid') throw invalidFields(result.errors)
+      const { page } = result
+      // Appended: CORS may have set Vary: Origin already.
+      const vary = reply.getHeader('vary')
+      reply.header('vary', vary === undefined ? 'Prefer' : `${vary}, Prefer`)
+      if (count !== undefined) reply.header('preference-applied', `count=${count}`)
+      if (page.total !== undefined) {
+        reply.header(page.total.exact ? 'x-total-count' : 'x-total-count-estimate', String(page.total.value))
+      }
+      reply.header('link', paginationLinks(PREFIX, query, pageTargets(query, page), LIST_PARAMETERS, PAGE_PARAMETERS))
+      return page.books
+    },
+  )
+
+  app.post(
+    '/',
+    {
+      config: { access: WRITE },
+      preValidation: [requireJsonBody, async (request) => trimInput(request.body)],
+      schema: {
+        operationId: 'createBook',
+        summary: 'Create a book',
+        tags: ['books'],
+        headers: IdempotencyKeyHeader,
+        body: BookInput,
+        response: {
+          201: jsonResponse(Book, 'The created book (or, with a reused Idempotency-Key, the first answer)', {
+            ...LOCATION,
+            ...REPLAYED,
+          }),
+          ...problemResponses(400, 401, 403, 408, keyInFlight, 413, 415, 422, 429, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const key = request.headers['idempotency-key']
+      const result = await books.create(
+        request.body,
+        key === undefined ? undefined : { caller: callerOf(request), key },
+      )
+      switch (result.outcome) {
+        case 'in_flight':
+          throw keyInFlight()
+        case 'key_reused':
+          throw invalidFields({ 'idempotency-key': 'Was already used with a different request body' })
+        case 'created':
+        case 'replayed':
+          return created(reply, result.book, result.outcome === 'replayed')
+      }
+    },
+  )
+
+  app.get(
+    '/:id',
+    {
+      config: { access: READ },
+      schema: {
+        operationId: 'getBook',
+        summary: 'Read a book',
+        tags: ['books'],
+        params: BookParams,
+        headers: IfNoneMatch,
+        response: {
+          200: jsonResponse(Book, 'The book', ETAG),
+          304: emptyResponse('The ETag in If-None-Match is current', ETAG),
+          ...problemResponses(400, 401, 403, bookNotFound, 429, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await books.get(request.params.id)
+      if (result.outcome === 'not_found') throw bookNotFound()
+      const { book, version } = result.book
+      reply.header('etag', etagOf(version))
+      const cached = parsePrecondition(request.headers['if-none-match'], { weak: true })
+      if (cached !== undefined && matches(cached, version)) return reply.code(304).send(null)
+      return book
+    },
+  )
+
+  app.put(
+    '/:id',
+    {
+      config: { access: WRITE },
+      preValidation: [requireJsonBody, async (request) => trimInput(request.body)],
+      schema: {
+        operationId: 'replaceBook',
+        summary: 'Replace a book',
+        description:
+          'A full replace: optional fields left out return to their defaults. The read-only id, created_at and ' +
+          'updated_at may be sent back as read: they are ignored, and an id other than the one in the path is a 422.',
+        tags: ['books'],
+        params: BookParams,
+        headers: IfMatch,
+        body: BookReplacement,
+        response: {
+          200: jsonResponse(Book, 'The book as stored', ETAG),
+          ...problemResponses(
+            400,
+            401,
+            403,
+            bookNotFound,
+            408,
+            preconditionFailed,
+            413,
+            415,
+            422,
+            ifMatchRequired,
+            429,
+            500,
+            503,
+          ),
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await books.replace(request.params.id, request.body, expectedVersions(request, requireIfMatch))
+      switch (result.outcome) {
+        case 'not_found':
+          throw bookNotFound()
+        case 'version_mismatch':
+          throw preconditionFailed()
+        case 'invalid':
+          throw invalidFields(result.errors)
+        case 'replaced':
+          return reply.header('etag', etagOf(result.book.version)).send(result.book.book)
+      }
+    },
+  )
+
+  app.delete(
+    '/:id',
+    {
+      config: { access: WRITE },
+      schema: {
+        operationId: 'deleteBook',
+        summary: 'Delete a book',
+        tags: ['books'],
+        params: BookParams,
+        headers: IfMatch,
+        response: {
+          204: emptyResponse('The book was deleted'),
+          ...problemResponses(400, 401, 403, bookNotFound, preconditionFailed, ifMatchRequired, 429, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await books.delete(request.params.id, expectedVersions(request, requireIfMatch))
+      if (result.outcome === 'not_found') throw bookNotFound()
+      if (result.outcome === 'version_mismatch') throw preconditionFailed()
+      return reply.code(204).send(null)
+    },
+  )
+}
