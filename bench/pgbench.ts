@@ -17,7 +17,8 @@ const TIME_ORDERED_ID =
 /** Author k of bench/seed.sql. */
 const SEEDED_AUTHOR = "('Author ' || chr(65 + :k::int % 26) || chr(97 + :k::int / 26 % 26) || chr(97 + :k::int / 676))"
 
-const quote = (value: unknown) => (value === null ? 'NULL' : `'${String(value).replaceAll("'", "''")}'`)
+const quote = (value: unknown) =>
+  value === null ? 'NULL' : typeof value === 'number' ? String(value) : `'${String(value).replaceAll("'", "''")}'`
 // The body the load generator sends for creates and updates (bench/scenario.lua), as statement values.
 const INPUT = ['A benchmark book', 'Author 1', '2001-02-03', 'pending', null, 'Written by the load generator.'].map(
   quote,
@@ -31,16 +32,16 @@ function bind(text: string, values: string[]): string {
 
 export function pgbenchScripts(folder: string, books: number): Record<string, string[]> {
   const pickBook = `\\set n random(1, ${books})`
-  const listDefault = listStatements({ page: 1, pageSize: 10, sort: '-created_at' })
-  const listFiltered = listStatements({ page: 1, pageSize: 10, sort: 'title', author: 'Author Aaa' })
+  // What the service sends for a list by default: its first page, no count.
+  const listDefault = listStatements({ page: 1, pageSize: 10, sort: '-created_at' }).page
+  const AUTHOR = 'Author Aaa'
+  const listFiltered = listStatements({ page: 1, pageSize: 10, sort: 'title', author: AUTHOR }).page
+  // The author becomes a random seeded one; the page's limit and offset stay what the service sends.
+  const filteredValues = listFiltered.values.map((value) => (value === AUTHOR ? SEEDED_AUTHOR : quote(value)))
   const scripts: Record<string, string> = {
     read: [pickBook, bind(BOOK_SQL.findById, [SEEDED_ID])].join('\n'),
-    list: [bind(listDefault.page.text, ['10', '0']), bind(listDefault.count.text, [])].join('\n'),
-    'list-filter': [
-      '\\set k random(0, 999)',
-      bind(listFiltered.page.text, [SEEDED_AUTHOR, '10', '0']),
-      bind(listFiltered.count.text, [SEEDED_AUTHOR]),
-    ].join('\n'),
+    list: bind(listDefault.text, listDefault.values.map(quote)),
+    'list-filter': ['\\set k random(0, 999)', bind(listFiltered.text, filteredValues)].join('\n'),
     create: bind(BOOK_SQL.insert, [TIME_ORDERED_ID, ...INPUT]),
     update: [pickBook, bind(BOOK_SQL.update, [SEEDED_ID, ...INPUT, 'NULL'])].join('\n'),
   }

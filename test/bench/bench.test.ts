@@ -1,8 +1,8 @@
-// npm run bench, shortened (1 s runs, 2,000 books): every scenario and baseline runs and is reported, and no
-// request fails. Timings are the benchmark's business, never asserted here.
+// npm run bench, shortened (1 s runs, 2,000 books; lists at 2,000 and 4,000): every section, scenario and baseline
+// runs and is reported, and no request fails. Timings are the benchmark's business, never asserted here.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { it } from 'node:test'
@@ -26,7 +26,7 @@ interface HttpRun {
 }
 
 describe('the benchmark (npm run bench)', { skip }, () => {
-  it('when run briefly, then every scenario, baseline and extra measurement is reported without a failed request', async () => {
+  it('when run briefly, then every section, scenario, baseline and list variant is reported without a failed request', async () => {
     const output = mkdtempSync(join(tmpdir(), 'myapp-bench-test-'))
     const { stdout } = await run(process.execPath, ['bench/run.ts'], {
       env: {
@@ -38,6 +38,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
         BENCH_COLD_STARTS: '1',
         BENCH_IDLE_SECONDS: '0.5',
         BENCH_CONNECTIONS: '4',
+        BENCH_LIST_SIZES: '2000,4000',
         BENCH_OUTPUT: output,
       },
       timeout: 240_000,
@@ -57,11 +58,21 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     for (const [name, result] of Object.entries<HttpRun>(results.cluster)) httpRuns.push([name, result])
     httpRuns.push(['read at half rate', results.readAtHalfRate])
     httpRuns.push(['bare at half rate', results.bareAtHalfRate])
+    assert.deepEqual(Object.keys(results.pools.settings), [
+      'service, default pools',
+      'service, DB_POOL_READS=1',
+      'bare node:http, reads on 1 connection, writes on 9',
+    ])
+    for (const [setting, byScenario] of Object.entries<Record<string, HttpRun>>(results.pools.settings)) {
+      assert.deepEqual(Object.keys(byScenario), ['read', 'create', 'mix'], setting)
+      for (const [scenario, result] of Object.entries(byScenario)) httpRuns.push([`${setting} ${scenario}`, result])
+    }
     for (const [name, result] of httpRuns) {
       assert.ok(result.requests > 0, `${name}: requests were made`)
       assert.equal(result.errors, 0, `${name}: transport errors`)
       assert.equal(result.non2xx, 0, `${name}: answers outside 2xx`)
     }
+    assert.deepEqual(results.sections, ['scenarios', 'features', 'rate', 'pools', 'startup', 'lists'])
     assert.deepEqual(Object.keys(results.features), [
       'all features on',
       'all features off',
@@ -75,11 +86,89 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     assert.ok(results.tracesExported.exports > 0, 'the traced runs exported spans')
     assert.ok(results.startup.service.startMs > 0 && results.startup.bare.idleRssMb > 0)
     assert.ok(results.startup.restart.startMs > 0)
-    assert.equal(results.targets.length, 8)
+
+    assertListsReported(results.lists, [2000, 4000])
+
+    // 8 targets of the service's overhead, 4 of its pools, 1 of list throughput, 1 per list variant.
+    assert.equal(results.targets.length, 8 + 4 + 1 + 6)
     for (const target of results.targets) assert.equal(typeof target.met, 'boolean', target.name)
     assert.match(
       stdout,
       /\| read by id, logging and metrics on \/ bare node:http \(same driver\) \| [\d.]+ \| ≥ 0\.85 \| (yes|NO) \|/,
     )
+    assert.match(
+      stdout,
+      /\| read by id, service, DB_POOL_READS=1 \/ bare node:http, reads on 1 connection, writes on 9 \| [\d.]+ \| ≥ 0\.6 \| (yes|NO) \|/,
+    )
+    assert.match(
+      stdout,
+      /\| list \(default page, 2000 books\) \/ 516 req\/s before cursors \(100,000 books\) \| [\d.]+ \| ≥ 5 \|/,
+    )
+    assert.match(
+      stdout,
+      /\| list at 4000 \/ 2000 books, \?sort=title: first page, next page \(the larger growth\) \| [\d.]+ \| ≤ 2 \|/,
+    )
+  })
+
+  it('when BENCH_ONLY names a section that does not exist, then the run stops before measuring and names the sections', async () => {
+    const failed = await run(process.execPath, ['bench/run.ts'], {
+      env: { ...process.env, BENCH_ONLY: 'lists,nonsense' },
+      timeout: 30_000,
+    }).then(
+      () => assert.fail('the run succeeded'),
+      (error: { code: number; stderr: string }) => error,
+    )
+    assert.equal(failed.code, 1)
+    assert.match(
+      failed.stderr,
+      /BENCH_ONLY: no section nonsense; the sections: scenarios, features, rate, pools, startup, lists/,
+    )
   })
 })
+
+interface ListTiming {
+  url: string
+  medianMs: number
+}
+interface ListsResult {
+  sizes: number[]
+  seedSeconds: Record<string, number>
+  variants: {
+    name: string
+    paths: Record<
+      string,
+      {
+        bySize: Record<string, ListTiming>
+        growth: number
+        plan?: { nodes: string; indexes: string[]; executionMs: number; file: string }
+      }
+    >
+  }[]
+}
+
+/** Every variant and path at every size has a median, the next page came from a cursor link, the plans exist. */
+function assertListsReported(lists: ListsResult, sizes: number[]) {
+  assert.deepEqual(lists.sizes, sizes)
+  for (const size of sizes) assert.ok(lists.seedSeconds[size] !== undefined, `seeded ${size}`)
+  assert.deepEqual(
+    lists.variants.map((variant) => variant.name),
+    ['GET /v1/books', '?sort=title', '?sort=-published_date', '?status=verified', '?q=42 of', '?author=Author Aaa'],
+  )
+  for (const variant of lists.variants) {
+    assert.deepEqual(Object.keys(variant.paths), ['first', 'next', 'offset'], variant.name)
+    for (const [path, { bySize, growth, plan }] of Object.entries(variant.paths)) {
+      const name = `${variant.name}, ${path}`
+      for (const size of sizes) assert.ok((bySize[size]?.medianMs ?? 0) > 0, `${name} at ${size}: a positive median`)
+      assert.ok(Number.isFinite(growth) && growth > 0, `${name}: growth`)
+      if (path === 'next') assert.match(bySize[sizes[1] as number]?.url ?? '', /[?&]cursor=/, name)
+      if (path === 'offset') assert.match(bySize[sizes[1] as number]?.url ?? '', /[?&]page=\d+/, name)
+      assert.ok(plan !== undefined && plan.nodes.length > 0 && plan.executionMs > 0, `${name}: a plan summary`)
+      assert.ok(existsSync(plan.file), `${name}: the full plan in ${plan.file}`)
+      assert.match(
+        readFileSync(plan.file, 'utf8'),
+        /Buffers: shared (hit|read)=\d+[\s\S]*Execution Time: [\d.]+ ms/,
+        name,
+      )
+    }
+  }
+}

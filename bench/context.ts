@@ -1,0 +1,178 @@
+// What every section of the benchmark is given: the settings (BENCH_*), a work folder for logs and scripts, the
+// seeded database (made on first use, so that sections which need none seed none), a JWT, an OTLP receiver, and
+// helpers that start servers on free ports and drive them.
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  createSeededDatabase,
+  type JwtFixture,
+  jwtFixture,
+  otlpSink,
+  productionSettings,
+  type SeededDatabase,
+} from './fixtures.ts'
+import { type HttpResult, measureHttp } from './load.ts'
+import { freePort } from './ports.ts'
+import { type Server, startServer } from './processes.ts'
+import type { Results } from './report.ts'
+
+/** The production build, as the image runs it (npm run build; the harness builds it first). */
+export const SERVICE = 'dist/bin/server.js'
+export const BARE = 'bench/bare-server.ts'
+
+export interface Settings {
+  adminUrl: string
+  seconds: number
+  rounds: number
+  warmupSeconds: number
+  connections: number
+  books: number
+  coldStarts: number
+  idleSeconds: number
+  output: string
+  /** Table sizes of the lists section, smallest first. */
+  listSizes: number[]
+  /** Sections to run, in the plan's order; empty: all. */
+  only: string[]
+}
+
+export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
+  const listSizes = (env.BENCH_LIST_SIZES ?? '10000,1000000').split(',').map(Number)
+  if (listSizes.length < 2 || listSizes.some((size) => !Number.isInteger(size) || size < 1)) {
+    throw new Error(
+      `BENCH_LIST_SIZES must name two or more table sizes, e.g. 10000,1000000 (got ${env.BENCH_LIST_SIZES})`,
+    )
+  }
+  return {
+    adminUrl: env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    seconds: Number(env.BENCH_SECONDS ?? 8),
+    rounds: Number(env.BENCH_ROUNDS ?? 3),
+    warmupSeconds: Number(env.BENCH_WARMUP_SECONDS ?? 3),
+    connections: Number(env.BENCH_CONNECTIONS ?? 16),
+    books: Number(env.BENCH_BOOKS ?? 100_000),
+    coldStarts: Number(env.BENCH_COLD_STARTS ?? 5),
+    idleSeconds: Number(env.BENCH_IDLE_SECONDS ?? 2),
+    output: env.BENCH_OUTPUT ?? 'bench/results',
+    listSizes: listSizes.sort((a, b) => a - b),
+    only: (env.BENCH_ONLY ?? '')
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean),
+  }
+}
+
+export interface Context {
+  settings: Settings
+  workDir: string
+  /** This run's results are `${stem}.json` and `.md`, its query plans under `${stem}-plans/`. */
+  stem: string
+  jwt: JwtFixture
+  otlp: Awaited<ReturnType<typeof otlpSink>>
+  /** The database of BENCH_BOOKS books, seeded on first use and shared by the sections. */
+  database(): Promise<SeededDatabase>
+  /** The service's production environment on `databaseUrl`, with `overrides`. */
+  productionEnv(databaseUrl: string, overrides?: Record<string, string>): Record<string, string>
+  /**
+   * The bare server at its best for reads: pipelined on one connection, writes spread over nine, whose commits
+   * PostgreSQL flushes together.
+   */
+  bareEnv(databaseUrl: string): Record<string, string>
+  /** Starts `script` on a free port and waits until /readyz answers; stopped by `stop` or at the end of the run. */
+  start(name: string, script: string, env: Record<string, string>): Promise<Server>
+  stop(server: Server): Promise<void>
+  /** One wrk run of a scenario (bench/scenario.lua) against the server, after the warm-up. */
+  drive(server: Server, scenario: string, options?: { token?: string; path?: string }): Promise<HttpResult>
+  say(text: string): void
+  close(): Promise<void>
+}
+
+export async function openContext(settings: Settings, startedAt: Date): Promise<Context> {
+  const workDir = mkdtempSync(join(tmpdir(), 'myapp-bench-'))
+  const jwt = await jwtFixture()
+  const otlp = await otlpSink()
+  const servers: Server[] = []
+  let seeded: Promise<SeededDatabase> | undefined
+  const say = (text: string) => process.stdout.write(`${text}\n`)
+  say(`logs and scripts in ${workDir}`)
+
+  const context: Context = {
+    settings,
+    workDir,
+    stem: join(settings.output, startedAt.toISOString().replace(/[:.]/g, '-')),
+    jwt,
+    otlp,
+    database() {
+      seeded ??= createSeededDatabase({ adminUrl: settings.adminUrl, books: settings.books }).then((database) => {
+        say(`  seeded ${database.books} books in ${database.seedSeconds} s`)
+        return database
+      })
+      return seeded
+    },
+    productionEnv: (databaseUrl, overrides = {}) =>
+      productionSettings({ databaseUrl, jwt, otlpUrl: otlp.url }, overrides),
+    bareEnv: (databaseUrl) => ({ DATABASE_URL: databaseUrl, DB_POOL_MAX: '10', DB_POOL_READS: '1' }),
+    async start(name, script, env) {
+      const port = await freePort()
+      const server = await startServer({
+        name,
+        script,
+        port,
+        env: { ...env, SERVER_PORT: String(port), PORT: String(port) },
+        logFile: join(workDir, `${name.replace(/\W+/g, '-')}.log`),
+        readyPath: '/readyz',
+      })
+      servers.push(server)
+      return server
+    },
+    async stop(server) {
+      await server.stop()
+      servers.splice(servers.indexOf(server), 1)
+    },
+    drive: (server, scenario, options = {}) =>
+      measureHttp(server.pid, {
+        url: server.url,
+        scenario,
+        books: settings.books,
+        connections: settings.connections,
+        seconds: settings.seconds,
+        warmupSeconds: settings.warmupSeconds,
+        ...options,
+      }),
+    say,
+    async close() {
+      for (const server of [...servers]) await server.stop()
+      await otlp.close()
+      if (seeded !== undefined) await (await seeded).drop()
+    },
+  }
+  return context
+}
+
+/** Results of repeated runs under a name; the run with the median of `figure` stands for them. */
+export function roundsOf<T>(figure: (result: T) => number) {
+  const runs = new Map<string, T[]>()
+  return {
+    add(key: string, result: T) {
+      runs.set(key, [...(runs.get(key) ?? []), result])
+    },
+    median(key: string): T {
+      const sorted = [...(runs.get(key) ?? [])].sort((a, b) => figure(a) - figure(b))
+      return sorted[Math.floor((sorted.length - 1) / 2)] as T
+    },
+  }
+}
+
+/** One part of the plan (bench/run.ts): what it measures, and the part of the results it fills. */
+export interface Section {
+  name: string
+  /** One line for the progress output. */
+  about: string
+  run(context: Context, results: Readonly<Results>): Promise<Partial<Results>>
+}
+
+/** `list` started `round - 1` places further along, so that no entry always runs first or last. */
+export function rotated<T>(list: readonly T[], round: number): T[] {
+  const shift = (round - 1) % Math.max(1, list.length)
+  return [...list.slice(shift), ...list.slice(0, shift)]
+}
