@@ -3,8 +3,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { it } from 'node:test'
+import { ApiEnvSchema } from '../../src/config/api.ts'
+import { AuthEnvSchema } from '../../src/config/auth.ts'
 import { ConfigError, describeConfig, EnvSchema, parseConfig, readEnvironment } from '../../src/config/config.ts'
+import { DatabaseEnvSchema } from '../../src/config/database.ts'
 import { parseDuration } from '../../src/config/duration.ts'
+import { LimitsEnvSchema } from '../../src/config/limits.ts'
+import { ObservabilityEnvSchema } from '../../src/config/observability.ts'
+import { formatProblems, type ProblemWording, problem } from '../../src/config/problems.ts'
+import { ServerEnvSchema } from '../../src/config/server.ts'
 import { describe } from '../helpers/describe.ts'
 
 function problemsOf(env: Record<string, string>): readonly string[] {
@@ -471,5 +478,85 @@ describe('database TLS settings', () => {
     assert.deepEqual(problemsOf({ DATABASE_URL: 'postgres://a@h/d', DB_SSLROOTCERT: '/ca.crt' }), [
       'DB_SSLROOTCERT: is used only with DB_SSLMODE=verify-full',
     ])
+  })
+})
+
+describe('configuration sections', () => {
+  const sections = [
+    ServerEnvSchema,
+    ObservabilityEnvSchema,
+    DatabaseEnvSchema,
+    AuthEnvSchema,
+    LimitsEnvSchema,
+    ApiEnvSchema,
+  ]
+  const wording = (name: string) => EnvSchema.properties[name as keyof typeof EnvSchema.properties] as ProblemWording
+
+  it('when the sections are composed, then every variable belongs to exactly one of them', () => {
+    const names = sections.flatMap((section) => Object.keys(section.properties))
+    assert.equal(new Set(names).size, names.length, 'no variable is declared twice (the later one would win silently)')
+    assert.deepEqual([...names].sort(), Object.keys(EnvSchema.properties).sort())
+  })
+
+  it('when a variable has a pattern, then it declares the words a mismatch is reported with', () => {
+    for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+      if (!('pattern' in schema)) continue
+      assert.match(String(wording(name).patternMessage), /^must /, `${name} explains its pattern`)
+    }
+  })
+
+  it('when schema violations and every section rule are broken together, then one list reads VARIABLE: rule', () => {
+    assert.deepEqual(
+      problemsOf({
+        SERVER_PORT: 'eighty',
+        AUTH_JWT_ALGORITHMS: 'HS256',
+        WEB_CONCURRENCY: '2',
+        TZ: 'Mars/Olympus',
+        DB_USER: 'u',
+        DB_SSLROOTCERT: '/ca.crt',
+        APP_ENV: 'production',
+      }),
+      [
+        'SERVER_PORT: must be an integer (got "eighty")',
+        'AUTH_JWT_ALGORITHMS: must list RS*, PS*, ES* or EdDSA algorithms (got "HS256")',
+        'WEB_CONCURRENCY: more than one worker needs a PostgreSQL server (the embedded database is one process)',
+        'TZ: must be an IANA time zone such as UTC or Asia/Singapore (got "Mars/Olympus")',
+        'DB_HOST: required when any of DB_HOST, DB_USER, DB_NAME is set',
+        'DB_NAME: required when any of DB_HOST, DB_USER, DB_NAME is set',
+        'DB_SSLROOTCERT: is used only with DB_SSLMODE=verify-full',
+        'AUTH_MODE: must be jwt when APP_ENV=production (or set AUTH_ALLOW_NONE=true to run without authentication)',
+      ],
+    )
+  })
+
+  it('when a problem would show a secret value, then the one formatter leaves it out, whoever found the problem', () => {
+    const secrets = Object.keys(EnvSchema.properties).filter((name) => wording(name).secret === true)
+    assert.deepEqual(secrets.sort(), [
+      'AUTH_JWT_PUBLIC_KEY',
+      'DATABASE_URL',
+      'DB_PASS',
+      'OTEL_EXPORTER_OTLP_HEADERS',
+      'REDIS_URL',
+    ])
+    for (const name of secrets) {
+      assert.deepEqual(
+        formatProblems([problem(name, 'is bad', { showValue: true })], EnvSchema, { [name]: 'hunter2' }),
+        [`${name}: is bad`],
+      )
+    }
+    assert.deepEqual(formatProblems([problem('TZ', 'is bad', { showValue: true })], EnvSchema, { TZ: 'Mars' }), [
+      'TZ: is bad (got "Mars")',
+    ])
+    assert.deepEqual(problemsOf({ DATABASE_URL: 'postgres://u:hunter2@[::1/app' }), [
+      'DATABASE_URL: must be a valid URL',
+    ])
+  })
+
+  it('when the variables are described, then none names a resource, since each route declares its own access', () => {
+    const descriptionOf = (schema: object) => String((schema as { description?: string }).description)
+    for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+      assert.doesNotMatch(descriptionOf(schema), /books/i, name)
+    }
+    assert.match(descriptionOf(EnvSchema.properties.AUTH_MODE), /\/v1 routes that declare a scope/)
   })
 })
