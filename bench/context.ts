@@ -16,51 +16,11 @@ import { type HttpResult, measureHttp } from './load.ts'
 import { freePort } from './ports.ts'
 import { type Server, startServer } from './processes.ts'
 import type { Results } from './report.ts'
+import type { Settings } from './settings.ts'
 
 /** The production build, as the image runs it (npm run build; the harness builds it first). */
 export const SERVICE = 'dist/bin/server.js'
 export const BARE = 'bench/bare-server.ts'
-
-export interface Settings {
-  adminUrl: string
-  seconds: number
-  rounds: number
-  warmupSeconds: number
-  connections: number
-  books: number
-  coldStarts: number
-  idleSeconds: number
-  output: string
-  /** Table sizes of the lists section, smallest first. */
-  listSizes: number[]
-  /** Sections to run, in the plan's order; empty: all. */
-  only: string[]
-}
-
-export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
-  const listSizes = (env.BENCH_LIST_SIZES ?? '10000,1000000').split(',').map(Number)
-  if (listSizes.length < 2 || listSizes.some((size) => !Number.isInteger(size) || size < 1)) {
-    throw new Error(
-      `BENCH_LIST_SIZES must name two or more table sizes, e.g. 10000,1000000 (got ${env.BENCH_LIST_SIZES})`,
-    )
-  }
-  return {
-    adminUrl: env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    seconds: Number(env.BENCH_SECONDS ?? 8),
-    rounds: Number(env.BENCH_ROUNDS ?? 3),
-    warmupSeconds: Number(env.BENCH_WARMUP_SECONDS ?? 3),
-    connections: Number(env.BENCH_CONNECTIONS ?? 16),
-    books: Number(env.BENCH_BOOKS ?? 100_000),
-    coldStarts: Number(env.BENCH_COLD_STARTS ?? 5),
-    idleSeconds: Number(env.BENCH_IDLE_SECONDS ?? 2),
-    output: env.BENCH_OUTPUT ?? 'bench/results',
-    listSizes: listSizes.sort((a, b) => a - b),
-    only: (env.BENCH_ONLY ?? '')
-      .split(',')
-      .map((name) => name.trim())
-      .filter(Boolean),
-  }
-}
 
 export interface Context {
   settings: Settings

@@ -1,8 +1,9 @@
 // The benchmark's report: the targets as ratios of figures measured in the same run, and the tables behind them.
 // A run of some sections (BENCH_ONLY) reports the targets and tables of those sections only.
-import type { Settings } from './context.ts'
+
 import type { HttpResult, PgbenchResult } from './load.ts'
-import { LIST_PATHS, type ListsResult } from './sections/lists.ts'
+import { LIST_PATHS, type ListsResult } from './sections/lists-result.ts'
+import type { Settings } from './settings.ts'
 
 export interface Results {
   startedAt: string

@@ -21,7 +21,7 @@ import { execFile } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { promisify } from 'node:util'
-import { type Context, openContext, type Section, type Settings, settingsFrom } from './context.ts'
+import { type Context, openContext, type Section } from './context.ts'
 import { type Results, targets, toMarkdown } from './report.ts'
 import { features } from './sections/features.ts'
 import { lists } from './sections/lists.ts'
@@ -29,6 +29,7 @@ import { pools } from './sections/pools.ts'
 import { rate } from './sections/rate.ts'
 import { scenarios } from './sections/scenarios.ts'
 import { startup } from './sections/startup.ts'
+import { type Settings, settingsFrom } from './settings.ts'
 
 const run = promisify(execFile)
 

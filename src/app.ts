@@ -52,12 +52,12 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   let liveness: LivenessFastPath | undefined
   const app = Fastify({
     // Fastify's own server, with GET /livez answered in front of it (src/health/liveness-fast-path.ts), behind the
-    // per-connection limits (src/http/connection-limits.ts), and with Node's own refusals as problem answers.
+    // per-connection limits (src/http/pipeline/connection-limits.ts), and with Node's own refusals as problem answers.
     serverFactory: (handler) => {
       const httpServer = createServer({
         // Node checks request timeouts on this interval (30 s by default), which would blur a short read timeout.
         connectionsCheckingInterval: Math.min(1000, server.readTimeoutMs),
-        // Node's answer would be a bare 400: src/http/client-errors.ts gives it instead.
+        // Node's answer would be a bare 400: src/http/pipeline/client-errors.ts gives it instead.
         requireHostHeader: false,
       })
       const serve: RequestListener = (request, response) => {

@@ -33,33 +33,10 @@ const VARIANTS: { name: string; slug: string; params: Record<string, string> }[]
   { name: '?q=42 of', slug: 'q', params: { q: '42 of' } },
   { name: '?author=Author Aaa', slug: 'author', params: { author: 'Author Aaa' } },
 ]
-export const LIST_PATHS = ['first', 'next', 'offset'] as const
-type ListPath = (typeof LIST_PATHS)[number]
 
-export interface ListTiming {
-  url: string
-  medianMs: number
-  minMs: number
-  maxMs: number
-}
-export interface ListVariantResult {
-  name: string
-  params: Record<string, string>
-  /** Books matching the variant, per table size. */
-  matches: Record<string, number>
-  paths: Record<ListPath, { bySize: Record<string, ListTiming>; growth: number; plan?: PlanSummary }>
-}
-export interface ListsResult {
-  sizes: number[]
-  pageSize: number
-  warmups: number
-  requests: number
-  booksPerAuthor: number
-  /** Seconds bench/seed.sql took per size: insert, index builds, VACUUM ANALYZE. */
-  seedSeconds: Record<string, number>
-  plansFolder: string
-  variants: ListVariantResult[]
-}
+import { LIST_PATHS, type ListPath, type ListsResult, type ListVariantResult } from './lists-result.ts'
+
+export { LIST_PATHS, type ListsResult }
 
 export const lists: Section = {
   name: 'lists',

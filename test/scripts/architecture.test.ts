@@ -32,7 +32,8 @@ const FIXTURE: Record<string, string> = {
     "import { open } from '../../db/open.ts'\nimport { classify } from '../../db/errors.ts'\n" +
     'export const use = [open, classify]\n',
   'src/db/database.ts': 'export interface Database { query(text: string): Promise<unknown[]> }\n',
-  'src/db/open.ts': "import type { Database } from './database.ts'\nexport const open = (): Database | undefined => undefined\n",
+  'src/db/open.ts':
+    "import type { Database } from './database.ts'\nexport const open = (): Database | undefined => undefined\n",
   'src/db/errors.ts': 'export const classify = (error: unknown) => error instanceof Error\n',
   // allowed: what a resource builds on
   'src/http/toolkit/kit.ts': "export const kit = 'kit'\n",

@@ -150,6 +150,7 @@ describe('server lifecycle', () => {
         '00002_add_book_version.sql',
         '00003_create_idempotency_keys.sql',
         '00004_idempotency_response_version.sql',
+        '00005_books_title_statistics.sql',
       ])
       running.child.kill('SIGTERM')
       assert.equal(await running.exit, 0)
