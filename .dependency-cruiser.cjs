@@ -2,14 +2,24 @@
 // Paths are relative to the folder depcruise runs in (the repository root).
 
 // The shared layers every part of src may build on; resource folders (src/books, src/health, …) are everything else.
-const SHARED = ['^src/http/', '^src/db/', '^src/config/', '^src/observability/', '^src/schema/', '^src/logger[.]ts$']
+const SHARED = [
+  '^src/http/',
+  '^src/db/',
+  '^src/config/',
+  '^src/observability/',
+  '^src/schema/',
+  '^src/auth/',
+  '^src/rpc/',
+  '^src/gen/',
+  '^src/logger[.]ts$',
+]
 const NPM = '(^|/)node_modules/'
 // The service's own manifest (name, version) is no resource either.
 const MANIFEST = '^package[.]json$'
 // A resource's transport adapter: the only part of it that may know Fastify and src/http.
-const ADAPTER = '^src/[^/]+/(routes[.]ts$|http/)'
+const ADAPTER = '^src/[^/]+/(routes[.]ts$|http/|rpc/)'
 // src/health is the pipeline's probes, all HTTP: it has no core to keep apart.
-const RESOURCE = '^src/(?!(http|db|config|observability|schema|health)/)[^/]+/'
+const RESOURCE = '^src/(?!(http|db|config|observability|schema|auth|rpc|gen|health)/)[^/]+/'
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -69,11 +79,11 @@ module.exports = {
     {
       name: 'resource-uses-the-toolkit',
       comment:
-        "A resource's adapter builds on src/http/toolkit; the pipeline plugins (src/http/pipeline) are the app's " +
-        'to wire, in the order src/app.ts states.',
+        "A resource's adapters build on src/http/toolkit and src/rpc/toolkit; the pipelines (src/http/pipeline, " +
+        'src/rpc/pipeline) are the app\'s to wire, in the order src/app.ts states.',
       severity: 'error',
       from: { path: RESOURCE },
-      to: { path: '^src/http/pipeline/' },
+      to: { path: ['^src/http/pipeline/', '^src/rpc/pipeline/'] },
     },
     {
       name: 'src-not-to-test',

@@ -2,6 +2,7 @@
 import { createServer, type RequestListener } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
+import { createTokenVerifier } from './auth/tokens.ts'
 import { booksResource } from './books/http/resource.ts'
 import type { Config, TrustProxy } from './config/config.ts'
 import type { Database } from './db/database.ts'
@@ -25,6 +26,15 @@ import { validatorCompiler } from './http/pipeline/validation.ts'
 import type { Logger } from './logger.ts'
 import { registerHttpMetrics, registerHttpTracing } from './observability/http.ts'
 import type { Metrics } from './observability/metrics.ts'
+import {
+  declaredAccess,
+  type GrpcServer,
+  readProcedures,
+  registerConnect,
+  startGrpcServer,
+} from './rpc/pipeline/doors.ts'
+import { healthService } from './rpc/pipeline/health.ts'
+import { reflectionService } from './rpc/pipeline/reflection.ts'
 
 /** The API as the OpenAPI document introduces it. */
 const API_INFO = {
@@ -135,10 +145,53 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   await registerCors(app, config.cors.origins)
   registerLoadShedding(app, server.loadShedEventLoopDelayMs)
   const limits = await registerRateLimit(app, config.rateLimit)
-  await registerAuth(app, config.auth, limits.authFailures)
+  const tokens = config.auth.mode === 'jwt' ? await createTokenVerifier(config.auth) : undefined
+  registerAuth(app, config.auth, tokens, limits.authFailures)
 
   await app.register(healthRoutes, { database, drain, metrics })
   for (const resource of resources) await app.register(resource.routes, { prefix: resource.prefix })
+
+  // The same resources over Protobuf, through the same stages as RPC interceptors (src/rpc/pipeline/).
+  const services = resources.flatMap((resource) => resource.rpc ?? [])
+  // Health follows readiness; reflection describes what is served. Both only on the gRPC port, where the tools
+  // that use them (grpcurl, buf curl, Kubernetes' gRPC probes) call.
+  const health = healthService(
+    services.map(({ service }) => service.typeName),
+    async () =>
+      !drain.isDraining() &&
+      (await database.ping().then(
+        () => true,
+        () => false,
+      )),
+  )
+  const reflection = reflectionService([...services, health].map(({ service }) => service))
+  const rpc = {
+    logger,
+    metrics: config.metrics.enabled ? metrics : undefined,
+    traced: config.tracing.tracesUrl !== undefined,
+    requests: limits.requests,
+    authFailures: limits.authFailures,
+    tokens,
+    publicReads: config.auth.mode === 'jwt' && config.auth.publicReads,
+    access: declaredAccess([...services, health, reflection]),
+    reads: readProcedures(services),
+  }
+  await registerConnect(app, services, rpc)
+  const { grpcPort } = server
+  if (grpcPort !== undefined) {
+    let grpc: GrpcServer | undefined
+    app.addHook('onListen', async () => {
+      grpc = await startGrpcServer({
+        host: server.host,
+        port: grpcPort,
+        resources: [...services, health, reflection],
+        pipeline: rpc,
+      })
+      logger.info({ port: grpc.port }, 'gRPC listening')
+    })
+    app.addHook('preClose', async () => grpc?.close())
+  }
+
   await app.after()
   addMethodNotAllowedRoutes()
   return app

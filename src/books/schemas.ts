@@ -112,6 +112,15 @@ export type BookReplacement = Static<typeof BookReplacement>
 
 export const BookParams = Type.Object({ id: Id })
 
+/** A client's key for a create it may retry: with the same input, the first answer comes back for 24 hours. */
+export const IdempotencyKey = Type.String({
+  minLength: 1,
+  maxLength: 255,
+  pattern: '^[\\x21-\\x7e]+$',
+  description: 'Makes a retried create safe: the same key and body replay the first answer for 24 hours',
+  [ERROR_MESSAGE]: 'Must be 1 to 255 visible ASCII characters',
+})
+
 export const ListQuery = Type.Object({
   // Bounded so that the OFFSET stays a number PostgreSQL can take.
   page: Type.Integer({

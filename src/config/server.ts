@@ -27,6 +27,12 @@ export const ServerEnvSchema = Type.Object({
         'Proxies whose X-Forwarded-For, -Proto and -Host are believed: their addresses or CIDR ranges, comma-separated, or a hop count (none by default)',
     }),
   ),
+  GRPC_PORT: Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    default: 0,
+    description: 'Port of the native gRPC listener (HTTP/2 cleartext, with reflection and grpc.health.v1); 0 = off',
+  }),
   WEB_CONCURRENCY: Type.Integer({
     minimum: 1,
     maximum: 64,
@@ -49,6 +55,9 @@ export function serverProblems(env: ServerEnv & Pick<DatabaseEnv, 'DATABASE_URL'
     )
   }
   problems.push(...parseTrustProxy(env.SERVER_TRUST_PROXY).problems)
+  if (env.GRPC_PORT !== 0 && env.GRPC_PORT === env.SERVER_PORT) {
+    problems.push(problem('GRPC_PORT', 'must differ from SERVER_PORT (gRPC has a listener of its own)'))
+  }
   if (env.TZ !== 'UTC' && !isTimeZone(env.TZ)) {
     problems.push(problem('TZ', 'must be an IANA time zone such as UTC or Asia/Singapore', { showValue: true }))
   }
@@ -60,6 +69,8 @@ export function serverConfig(env: ServerEnv) {
     server: {
       host: env.SERVER_HOST,
       port: env.SERVER_PORT,
+      /** undefined: no gRPC listener. */
+      grpcPort: env.GRPC_PORT === 0 ? undefined : env.GRPC_PORT,
       readTimeoutMs: parseDuration(env.SERVER_TIMEOUT_READ),
       writeTimeoutMs: parseDuration(env.SERVER_TIMEOUT_WRITE),
       idleTimeoutMs: parseDuration(env.SERVER_TIMEOUT_IDLE),

@@ -23,6 +23,13 @@ export function createMetrics() {
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
+    rpcServerDuration: new Histogram({
+      name: 'rpc_server_duration_seconds',
+      help: 'Time from call received to answer sent, by RPC method, protocol and status code',
+      labelNames: ['rpc_method', 'protocol', 'code'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
     httpRequestsInFlight: new Gauge({
       name: 'http_requests_in_flight',
       help: 'Requests received and not yet answered',

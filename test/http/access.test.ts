@@ -4,8 +4,9 @@ import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
+import { createTokenVerifier, missingScope } from '../../src/auth/tokens.ts'
 import { parseConfig } from '../../src/config/config.ts'
-import { missingScope, requireDeclaredAccess } from '../../src/http/pipeline/access.ts'
+import { requireDeclaredAccess } from '../../src/http/pipeline/access.ts'
 import { registerAuth } from '../../src/http/pipeline/auth.ts'
 import { registerErrorHandling } from '../../src/http/pipeline/errors.ts'
 import { type Access, PUBLIC, requiresScope } from '../../src/http/toolkit/access.ts'
@@ -109,10 +110,11 @@ describe('the scope enforced is the one the route declares (AUTH_MODE=jwt)', () 
     // The service's own jwt configuration, as parsed from the environment.
     const { auth } = parseConfig({ DB_EMBEDDED_PATH: 'memory://', ...JWT_ENV })
     assert.equal(auth.mode, 'jwt')
+    if (auth.mode !== 'jwt') return
     app = Fastify()
     registerErrorHandling(app)
     requireDeclaredAccess(app)
-    await registerAuth(app, auth, undefined)
+    registerAuth(app, auth, await createTokenVerifier(auth), undefined)
     // Each declares the scope a method-based rule would not give it.
     app.post('/v1/reports', { config: { access: requiresScope('reports:read') } }, ok)
     app.get('/v1/reports/drafts', { config: { access: requiresScope('reports:write') } }, ok)

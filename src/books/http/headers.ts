@@ -1,8 +1,8 @@
 // The books routes' request and response headers, as schemas: Fastify validates and serialises with them, and
 // the OpenAPI document shows them.
 import { Type } from 'typebox'
-import { ERROR_MESSAGE } from '../../schema/keywords.ts'
 import { ESTIMATED_COUNT_THRESHOLD } from '../books.ts'
+import { IdempotencyKey } from '../schemas.ts'
 
 export const ETAG = {
   etag: { type: 'string', required: true, description: 'Strong entity tag of this version of the book' },
@@ -24,17 +24,7 @@ export const IfMatch = Type.Object({
   ),
 })
 
-export const IdempotencyKeyHeader = Type.Object({
-  'idempotency-key': Type.Optional(
-    Type.String({
-      minLength: 1,
-      maxLength: 255,
-      pattern: '^[\\x21-\\x7e]+$',
-      description: 'Makes a retried create safe: the same key and body replay the first answer for 24 hours',
-      [ERROR_MESSAGE]: 'Must be 1 to 255 visible ASCII characters',
-    }),
-  ),
-})
+export const IdempotencyKeyHeader = Type.Object({ 'idempotency-key': Type.Optional(IdempotencyKey) })
 
 export const PAGE_HEADERS = {
   link: {

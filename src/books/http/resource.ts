@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../db/database.ts'
 import type { Resource } from '../../http/toolkit/resource.ts'
 import { createBooks } from '../books.ts'
+import { bookService } from '../rpc/service.ts'
 import { Book, BookInput, BookReplacement } from '../schemas.ts'
 import { booksRoutes, PREFIX } from './routes.ts'
 
@@ -15,6 +16,7 @@ export function booksResource({ database, requireIfMatch }: { database: Database
     prefix: PREFIX,
     tags: [{ name: 'books', description: 'The book collection' }],
     components: [Book, BookInput, BookReplacement],
+    rpc: [bookService(books, { requireIfMatch })],
     routes: async (app: FastifyInstance) => {
       await app.register(booksRoutes, { books, requireIfMatch })
       // Every replica schedules the sweep; the database lets one at a time run it (an advisory lock).

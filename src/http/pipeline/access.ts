@@ -2,14 +2,12 @@
 // new resource cannot start open by omission), and the OpenAPI document's security is made from the declaration,
 // so the document shows what authentication enforces.
 import type { FastifyInstance } from 'fastify'
+import { missingScope } from '../../auth/tokens.ts'
 import type { Access } from '../toolkit/access.ts'
 import { problemResponse } from '../toolkit/responses.ts'
 
 /** The API's own routes: none of them may leave its access unsaid. */
 const API_PREFIX = '/v1/'
-
-/** The detail of a 403: one text for the answer and for the document. */
-export const missingScope = (scope: string) => `the token lacks the ${scope} scope`
 
 /** OpenAPI operation security: a token with the scope when AUTH_MODE=jwt, nothing when authentication is off. */
 export function operationSecurity(access: Access): Record<string, string[]>[] {

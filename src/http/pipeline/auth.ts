@@ -4,18 +4,12 @@
 // 429 for a client that has used up its budget of refused tokens (AUTH_FAILURE_LIMIT): until its window ends, no
 // token of that client is checked, and only those verified here before are honoured.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { createRemoteJWKSet, importSPKI, type JWTPayload, type JWTVerifyGetKey, jwtVerify, type KeyObject } from 'jose'
+import { bearerToken, missingScope, type Principal, TokenRejected, type TokenVerifier } from '../../auth/tokens.ts'
 import type { Config } from '../../config/config.ts'
 import { HttpError } from '../toolkit/problem.ts'
-import { missingScope } from './access.ts'
 import type { AuthFailureBudget } from './rate-limit.ts'
 
-type JwtConfig = Extract<Config['auth'], { mode: 'jwt' }>
-
-export interface Principal {
-  subject: string
-  scopes: ReadonlySet<string>
-}
+export type { Principal }
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -38,76 +32,23 @@ function challenge(error?: string, description?: string, scope?: string): string
 const unauthorized = (detail: string, error?: string) =>
   new HttpError(401, detail, { headers: { 'www-authenticate': challenge(error, error && detail) } })
 
-function scopesOf(payload: JWTPayload): Set<string> {
-  const scope = payload.scope ?? payload.scp
-  if (typeof scope === 'string') return new Set(scope.split(' ').filter(Boolean))
-  if (Array.isArray(scope)) return new Set(scope.filter((item): item is string => typeof item === 'string'))
-  return new Set()
-}
-
-async function keysFor(config: JwtConfig): Promise<JWTVerifyGetKey | KeyObject | Uint8Array> {
-  if (config.jwksUrl !== undefined) {
-    // Cached; refetched at most every 30 s when a token names a key id it does not know (key rotation).
-    return createRemoteJWKSet(new URL(config.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 })
-  }
-  return importSPKI(config.publicKey as string, config.algorithms[0] as string)
-}
-
-/**
- * Tokens already verified, so that a client's next requests skip the signature check (an ES256 verification
- * halved the throughput of reads). Keyed by the whole token, signature included, so a changed token is checked
- * afresh; an entry lasts until the token expires, and at most a minute, so a key withdrawn from the JWKS stops
- * being honoured as soon as jose's own key cache would let it go.
- */
-class VerifiedTokens {
-  static readonly MAX_ENTRIES = 10_000
-  static readonly MAX_AGE_MS = 60_000
-  readonly #entries = new Map<string, { principal: Principal; until: number }>()
-
-  get(token: string): Principal | undefined {
-    const entry = this.#entries.get(token)
-    if (entry === undefined) return undefined
-    if (Date.now() < entry.until) return entry.principal
-    this.#entries.delete(token)
-    return undefined
-  }
-
-  set(token: string, principal: Principal, expiresAtMs: number): void {
-    // Full: forget the oldest entry (a Map iterates in insertion order).
-    if (this.#entries.size >= VerifiedTokens.MAX_ENTRIES)
-      this.#entries.delete(this.#entries.keys().next().value as string)
-    this.#entries.set(token, { principal, until: Math.min(expiresAtMs, Date.now() + VerifiedTokens.MAX_AGE_MS) })
-  }
-}
-
-export async function registerAuth(
+/** With AUTH_MODE=jwt, `tokens` verifies them (src/auth/tokens.ts, shared with the RPC doors). */
+export function registerAuth(
   app: FastifyInstance,
   config: Config['auth'],
+  tokens: TokenVerifier | undefined,
   failures: AuthFailureBudget | undefined,
-): Promise<void> {
+): void {
   app.decorateRequest('principal', undefined)
-  if (config.mode === 'none') return
-  const keys = await keysFor(config)
-  const verified = new VerifiedTokens()
+  if (config.mode === 'none' || tokens === undefined) return
 
-  const verify = async (request: FastifyRequest, token: string): Promise<Principal> => {
-    let payload: JWTPayload
-    try {
-      ;({ payload } = await jwtVerify(token, keys as never, {
-        issuer: config.issuer,
-        audience: config.audience,
-        algorithms: config.algorithms,
-        clockTolerance: config.clockSkewSeconds,
-        requiredClaims: ['exp', 'sub'],
-      }))
-    } catch (error) {
-      request.log.info({ err: { name: (error as Error).name, message: (error as Error).message } }, 'token rejected')
-      throw unauthorized('the bearer token is invalid or expired', 'invalid_token')
-    }
-    const principal = { subject: payload.sub as string, scopes: scopesOf(payload) }
-    verified.set(token, principal, (payload.exp as number) * 1000 + config.clockSkewSeconds * 1000)
-    return principal
-  }
+  const verify = (request: FastifyRequest, token: string): Promise<Principal> =>
+    tokens.verify(token).catch((error: unknown) => {
+      if (!(error instanceof TokenRejected)) throw error
+      const reason = error.cause as Error
+      request.log.info({ err: { name: reason.name, message: reason.message } }, 'token rejected')
+      throw unauthorized(error.message, 'invalid_token')
+    })
 
   const authorize = (request: FastifyRequest, principal: Principal, needed: string): HttpError | undefined => {
     if (!principal.scopes.has(needed)) {
@@ -130,8 +71,8 @@ export async function registerAuth(
       if (config.publicReads && READ_METHODS.has(request.method)) return done()
       return done(unauthorized('a bearer token is required'))
     }
-    const token = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(header)?.[1]
-    const principal = token === undefined ? undefined : verified.get(token)
+    const token = bearerToken(header)
+    const principal = token === undefined ? undefined : tokens.remembered(token)
     if (principal !== undefined) return done(authorize(request, principal, needed))
 
     const check = (forgive: () => void) => {

@@ -14,13 +14,36 @@ type RateLimitConfig = Config['rateLimit']
  * The client a limit counts against: request.ip, which SERVER_TRUST_PROXY decides. An IPv6 client is its /64,
  * the block one host is usually given, so that walking its addresses does not buy a fresh budget.
  */
-const clientOf = (request: FastifyRequest) => normalizeIP(request.ip, 64)
+const clientOf = (request: Caller) => normalizeIP(request.ip, 64)
+
+/** Who a limit counts: a client address, and where to log about it. A FastifyRequest is one. */
+export interface Caller {
+  ip: string
+  log: Pick<FastifyRequest['log'], 'warn'>
+}
 
 const isLimited = (request: FastifyRequest) => request.url.startsWith('/v1/')
 
 export interface Limits {
+  /** The budget of requests, for doors other than /v1 (RPC) to count in; undefined when RATE_LIMIT_MAX=0. */
+  requests: RequestBudget | undefined
   /** The budget of refused bearer tokens; undefined when AUTH_FAILURE_LIMIT=0. */
   authFailures: AuthFailureBudget | undefined
+}
+
+/** What one more request from a caller leaves of its budget. */
+export interface BudgetAnswer {
+  allowed: boolean
+  limit: number
+  remaining: number
+  resetSeconds: number
+  /** The refusal's text, when not allowed. */
+  detail: string
+}
+
+export interface RequestBudget {
+  /** Counts one request of the caller, in the same budget as its /v1 requests. */
+  take(caller: Caller): Promise<BudgetAnswer>
 }
 
 /**
@@ -28,10 +51,12 @@ export interface Limits {
  * refused, malformed and unauthenticated requests are counted too, and every answer on /v1 carries RateLimit-*.
  */
 export async function registerRateLimit(app: FastifyInstance, config: RateLimitConfig): Promise<Limits> {
-  if (config.max === 0 && config.authFailures.max === 0) return { authFailures: undefined }
+  if (config.max === 0 && config.authFailures.max === 0) return { requests: undefined, authFailures: undefined }
   const redis = config.redisUrl === undefined ? undefined : await connectRedis(app, config.redisUrl)
-  if (config.max > 0) await addRequestBudget(app, config, redis)
-  return { authFailures: config.authFailures.max === 0 ? undefined : authFailureBudget(config, redis) }
+  return {
+    requests: config.max > 0 ? await addRequestBudget(app, config, redis) : undefined,
+    authFailures: config.authFailures.max === 0 ? undefined : authFailureBudget(config, redis),
+  }
 }
 
 async function connectRedis(app: FastifyInstance, url: string): Promise<Redis> {
@@ -50,7 +75,11 @@ async function connectRedis(app: FastifyInstance, url: string): Promise<Redis> {
   return redis
 }
 
-async function addRequestBudget(app: FastifyInstance, config: RateLimitConfig, redis: Redis | undefined) {
+async function addRequestBudget(
+  app: FastifyInstance,
+  config: RateLimitConfig,
+  redis: Redis | undefined,
+): Promise<RequestBudget> {
   // The plugin's store and counting only: its own hooks would run after every app-wide hook, authentication's
   // included, so this hook takes their place.
   await app.register(rateLimit, {
@@ -75,12 +104,26 @@ async function addRequestBudget(app: FastifyInstance, config: RateLimitConfig, r
         .header('ratelimit-reset', limit.ttlInSeconds)
       if (!limit.isExceeded) return done()
       done(
-        new HttpError(429, `rate limit of ${limit.max} requests per ${window} exceeded`, {
+        new HttpError(429, exceeded(limit.max), {
           headers: { 'retry-after': String(Math.max(1, limit.ttlInSeconds)) },
         }),
       )
     }, done)
   })
+  const exceeded = (max: number) => `rate limit of ${max} requests per ${window} exceeded`
+
+  return {
+    // The plugin's counting reads only the key (from the caller's address) and the route's own settings, which a
+    // call through another door has none of.
+    take: (caller) =>
+      count({ ip: caller.ip, routeOptions: { config: {} } } as unknown as FastifyRequest).then((limit) => ({
+        allowed: limit.isAllowed || !limit.isExceeded,
+        limit: limit.isAllowed ? config.max : limit.max,
+        remaining: limit.isAllowed ? config.max : limit.remaining,
+        resetSeconds: limit.isAllowed ? 0 : Math.max(1, limit.ttlInSeconds),
+        detail: exceeded(config.max),
+      })),
+  }
 }
 
 function describeWindow(ms: number): string {
@@ -98,7 +141,7 @@ export interface AuthAttempt {
 
 export interface AuthFailureBudget {
   /** Charges an attempt before its token is checked, so that concurrent guesses cannot overrun the budget. */
-  charge(request: FastifyRequest): Promise<AuthAttempt>
+  charge(request: Caller): Promise<AuthAttempt>
 }
 
 /** Counts per key in fixed windows; the window starts with the key's first count. */

@@ -9,6 +9,9 @@ export function registerBodyReadTimeout(app: FastifyInstance, timeoutMs: number)
     if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) {
       return done(null, payload)
     }
+    // An RPC handler reads the request itself, from the socket: a stream in between would take its bytes. Its
+    // connection keeps SERVER_TIMEOUT_WRITE, the limit on a connection where no byte moves.
+    if (request.routeOptions.config?.rpc === true) return done(null, payload)
     const guarded = new PassThrough()
     const timer = setTimeout(() => {
       payload.unpipe(guarded)

@@ -10,6 +10,13 @@ function headerBytes(rawHeaders: readonly string[]): number {
   return bytes
 }
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** An RPC procedure served through Fastify: its call is logged by the RPC pipeline, not as a request. */
+    rpc?: boolean
+  }
+}
+
 export class RequestLog extends LogController {
   constructor() {
     super({ requestIdLogLabel: 'request_id' })
@@ -19,6 +26,8 @@ export class RequestLog extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    // An RPC call has its line from the RPC pipeline (src/rpc/pipeline/interceptors.ts), with its method and code.
+    if (request.routeOptions.config?.rpc === true && !error) return
     const raw = request.raw
     const fields = {
       received_time: new Date(Date.now() - reply.elapsedTime).toISOString(),

@@ -2,6 +2,7 @@
 // registers each resource with one line; nothing in src/http names one.
 import type { FastifyPluginAsync } from 'fastify'
 import type { TSchema } from 'typebox'
+import type { RpcResource } from '../../rpc/toolkit/resource.ts'
 
 export interface DocumentTag {
   name: string
@@ -16,4 +17,6 @@ export interface Resource {
   tags: readonly DocumentTag[]
   /** Schemas named once in the document's components, by their title, and referenced everywhere else. */
   components: readonly TSchema[]
+  /** The same resource over Protobuf (Connect, gRPC-Web, gRPC), if it has it. */
+  rpc?: readonly RpcResource[]
 }

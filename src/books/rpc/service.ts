@@ -1,0 +1,166 @@
+// books.v1.BookService: the books use cases (src/books/books.ts) over Connect, gRPC-Web and gRPC. Like the REST
+// adapter, it only maps: messages to the core's input, the core's outcomes to messages and status codes.
+import { create } from '@bufbuild/protobuf'
+import { timestampFromDate } from '@bufbuild/protobuf/wkt'
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect'
+import { type Access, requiresScope } from '../../auth/access.ts'
+import {
+  type BookInput as BookInputMessage,
+  type Book as BookMessage,
+  BookSchema,
+  BookService,
+  BookStatus,
+  CreateBookResponseSchema,
+  DeleteBookResponseSchema,
+  GetBookResponseSchema,
+  ListBooksResponseSchema,
+  UpdateBookResponseSchema,
+} from '../../gen/books/v1/books_pb.js'
+import { callerOf, invalidArgument } from '../../rpc/toolkit/calls.ts'
+import type { RpcResource } from '../../rpc/toolkit/resource.ts'
+import { validator } from '../../rpc/toolkit/validation.ts'
+import { type Books, type StoredBook, trimInput } from '../books.ts'
+import { encodeCursor } from '../cursor.ts'
+import { BookInput, BookParams, IdempotencyKey, ListQuery } from '../schemas.ts'
+
+const READ = requiresScope('books:read')
+const WRITE = requiresScope('books:write')
+
+/** Each method's access: what the RPC authentication enforces, as the REST routes declare theirs. */
+const ACCESS: Record<keyof ServiceImpl<typeof BookService>, Access> = {
+  listBooks: READ,
+  getBook: READ,
+  createBook: WRITE,
+  updateBook: WRITE,
+  deleteBook: WRITE,
+}
+
+const STATUS_NAMES = { [BookStatus.PENDING]: 'pending', [BookStatus.VERIFIED]: 'verified' } as const
+const STATUS_VALUES = { pending: BookStatus.PENDING, verified: BookStatus.VERIFIED } as const
+
+const statusName = (status: BookStatus) =>
+  status === BookStatus.UNSPECIFIED ? undefined : (STATUS_NAMES[status as keyof typeof STATUS_NAMES] ?? 'unknown')
+
+function toMessage({ book, version }: StoredBook): BookMessage {
+  return create(BookSchema, {
+    id: book.id,
+    title: book.title,
+    author: book.author,
+    publishedDate: book.published_date,
+    status: STATUS_VALUES[book.status],
+    ...(book.image_url === null ? {} : { imageUrl: book.image_url }),
+    ...(book.description === null ? {} : { description: book.description }),
+    createdAt: timestampFromDate(new Date(book.created_at)),
+    updatedAt: timestampFromDate(new Date(book.updated_at)),
+    version,
+  })
+}
+
+/** The input as REST takes it, so that the same schema, with the same messages, judges it. */
+function inputOf(message: BookInputMessage | undefined): Record<string, unknown> {
+  const input: Record<string, unknown> = {
+    title: message?.title ?? '',
+    author: message?.author ?? '',
+    published_date: message?.publishedDate ?? '',
+  }
+  const status = statusName(message?.status ?? BookStatus.UNSPECIFIED)
+  if (status !== undefined) input.status = status
+  if (message?.imageUrl !== undefined) input.image_url = message.imageUrl
+  if (message?.description !== undefined) input.description = message.description
+  trimInput(input)
+  return input
+}
+
+// Field names in violations are the request message's: REST's names where they are the same, the paths otherwise.
+const validBookInput = validator(BookInput, (field) => `book.${field}`)
+const validId = validator(BookParams)
+const validKey = validator(IdempotencyKey, () => 'idempotency_key')
+const LIST_FIELDS: Record<string, string> = { pageSize: 'page_size', cursor: 'page_token' }
+const validListQuery = validator(ListQuery, (field) => LIST_FIELDS[field] ?? field)
+
+function expectedVersions(expected: number | undefined, required: boolean): number[] | undefined {
+  if (expected === undefined && required) {
+    throw new ConnectError('this request needs expected_version, the version of the book', Code.FailedPrecondition)
+  }
+  return expected === undefined ? undefined : [expected]
+}
+
+const notFound = () => new ConnectError('book not found', Code.NotFound)
+const versionMismatch = () =>
+  new ConnectError('the book has changed since expected_version; read it again', Code.FailedPrecondition)
+
+export function bookService(books: Books, { requireIfMatch }: { requireIfMatch: boolean }): RpcResource {
+  const impl: ServiceImpl<typeof BookService> = {
+    async listBooks(request) {
+      const query = validListQuery({
+        page: 1,
+        pageSize: request.pageSize === 0 ? 10 : request.pageSize,
+        sort: request.sort === '' ? '-created_at' : request.sort,
+        ...(request.pageToken === '' ? {} : { cursor: request.pageToken }),
+        ...(request.author === '' ? {} : { author: request.author }),
+        ...(request.status === BookStatus.UNSPECIFIED ? {} : { status: statusName(request.status) }),
+        ...(request.q === '' ? {} : { q: request.q }),
+      })
+      const result = await books.list(query)
+      if (result.outcome === 'invalid') throw invalidArgument(result.errors, LIST_FIELDS)
+      const { page } = result
+      return create(ListBooksResponseSchema, {
+        books: page.books.map((book) => toMessage({ book, version: 0 })),
+        nextPageToken: page.next === undefined ? '' : encodeCursor(page.next),
+      })
+    },
+
+    async getBook(request) {
+      const { id } = validId({ id: request.id })
+      const result = await books.get(id)
+      if (result.outcome === 'not_found') throw notFound()
+      return create(GetBookResponseSchema, { book: toMessage(result.book) })
+    },
+
+    async createBook(request, context: HandlerContext) {
+      const input = validBookInput(inputOf(request.book))
+      const key = request.idempotencyKey === '' ? undefined : validKey(request.idempotencyKey)
+      const result = await books.create(input, key === undefined ? undefined : { caller: callerOf(context), key })
+      switch (result.outcome) {
+        case 'in_flight':
+          throw new ConnectError(
+            'a request with this idempotency_key is still being processed; retry shortly',
+            Code.Aborted,
+          )
+        case 'key_reused':
+          throw new ConnectError('the idempotency_key was already used with a different request', Code.AlreadyExists)
+        case 'created':
+        case 'replayed':
+          return create(CreateBookResponseSchema, {
+            book: toMessage(result.book),
+            replayed: result.outcome === 'replayed',
+          })
+      }
+    },
+
+    async updateBook(request) {
+      const { id } = validId({ id: request.id })
+      const input = validBookInput(inputOf(request.book))
+      const result = await books.replace(id, input, expectedVersions(request.expectedVersion, requireIfMatch))
+      switch (result.outcome) {
+        case 'not_found':
+          throw notFound()
+        case 'version_mismatch':
+          throw versionMismatch()
+        case 'invalid':
+          throw invalidArgument(result.errors)
+        case 'replaced':
+          return create(UpdateBookResponseSchema, { book: toMessage(result.book) })
+      }
+    },
+
+    async deleteBook(request) {
+      const { id } = validId({ id: request.id })
+      const result = await books.delete(id, expectedVersions(request.expectedVersion, requireIfMatch))
+      if (result.outcome === 'not_found') throw notFound()
+      if (result.outcome === 'version_mismatch') throw versionMismatch()
+      return create(DeleteBookResponseSchema, {})
+    },
+  }
+  return { service: BookService, impl, access: ACCESS }
+}

@@ -1,0 +1,106 @@
+// The doors the RPC services are served through: Connect and gRPC-Web on the HTTP port (through Fastify), and
+// native gRPC, HTTP/2 cleartext, on GRPC_PORT with reflection and health. Both run the same interceptors.
+import { createServer, type Http2Server, type ServerHttp2Session } from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import { type ConnectRouter, createContextValues } from '@connectrpc/connect'
+import { fastifyConnectPlugin } from '@connectrpc/connect-fastify'
+import { connectNodeAdapter } from '@connectrpc/connect-node'
+import type { FastifyInstance } from 'fastify'
+import type { Access } from '../../auth/access.ts'
+import { CLIENT_ADDRESS } from '../toolkit/calls.ts'
+import type { RpcResource } from '../toolkit/resource.ts'
+import { interceptors, type RpcPipeline } from './interceptors.ts'
+
+/** Every method's declared access, by procedure path; a method without one stops the app from starting. */
+export function declaredAccess(resources: readonly RpcResource[]): Map<string, Access> {
+  const access = new Map<string, Access>()
+  for (const { service, access: declared } of resources) {
+    for (const method of service.methods) {
+      const given = declared[method.localName]
+      if (given === undefined) {
+        throw new Error(`${service.typeName}.${method.name} declares no access: give it requiresScope(…) or PUBLIC`)
+      }
+      access.set(`/${service.typeName}/${method.name}`, given)
+    }
+  }
+  return access
+}
+
+/** Procedures without side effects: what AUTH_PUBLIC_READS opens, as GET on REST. */
+export function readProcedures(resources: readonly RpcResource[]): Set<string> {
+  return new Set(
+    resources.flatMap(({ service }) =>
+      service.methods
+        .filter((method) => method.idempotency === 1 /* IdempotencyLevel.NO_SIDE_EFFECTS */)
+        .map((method) => `/${service.typeName}/${method.name}`),
+    ),
+  )
+}
+
+const routesOf = (resources: readonly RpcResource[]) => (router: ConnectRouter) => {
+  for (const { service, impl } of resources) router.service(service, impl as never)
+}
+
+/** Connect (JSON and binary) and gRPC-Web on the HTTP port, as Fastify routes under /<package>.<Service>/. */
+export async function registerConnect(
+  app: FastifyInstance,
+  resources: readonly RpcResource[],
+  pipeline: RpcPipeline,
+): Promise<void> {
+  await app.register(async (scope) => {
+    // The plugin adds its routes bare: they stay out of the OpenAPI document (they are the .proto's), and their
+    // one log line is the interceptor's, which knows the RPC method and status code.
+    scope.addHook('onRoute', (route) => {
+      route.schema = { ...route.schema, hide: true }
+      route.config = { ...route.config, rpc: true }
+    })
+    await scope.register(fastifyConnectPlugin, {
+      routes: routesOf(resources),
+      interceptors: interceptors(pipeline),
+      // Native gRPC needs HTTP/2 trailers: it has its own port.
+      grpc: false,
+      contextValues: (request) => createContextValues().set(CLIENT_ADDRESS, request.ip),
+    })
+  })
+}
+
+export interface GrpcServer {
+  port: number
+  close(): Promise<void>
+}
+
+/** Native gRPC (and Connect and gRPC-Web, which cost nothing more) on a listener of its own. */
+export async function startGrpcServer(options: {
+  host: string
+  port: number
+  resources: readonly RpcResource[]
+  pipeline: RpcPipeline
+}): Promise<GrpcServer> {
+  const handler = connectNodeAdapter({
+    routes: routesOf(options.resources),
+    interceptors: interceptors(options.pipeline),
+    contextValues: (request) => createContextValues().set(CLIENT_ADDRESS, request.socket.remoteAddress ?? ''),
+  })
+  const server: Http2Server = createServer(handler)
+  const sessions = new Set<ServerHttp2Session>()
+  server.on('session', (session) => {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        // GOAWAY to every client: streams in flight finish, no new ones start, idle sessions go at once.
+        for (const session of sessions) session.close()
+      }),
+  }
+}

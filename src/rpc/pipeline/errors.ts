@@ -1,0 +1,47 @@
+// Every failure of a call leaves as a status code: the implementation's own, UNAVAILABLE with retry information
+// for a database that does not answer, INTERNAL (logged here, never shown) for anything else.
+import { create } from '@bufbuild/protobuf'
+import { durationFromMs } from '@bufbuild/protobuf/wkt'
+import { Code, ConnectError } from '@connectrpc/connect'
+import { isDatabaseUnavailable } from '../../db/errors.ts'
+import { RetryInfoSchema } from '../../gen/google/rpc/error_details_pb.js'
+import type { Logger } from '../../logger.ts'
+
+/** The gRPC names of the codes, as metrics, logs and the README give them. */
+const CODE_NAMES: Record<Code, string> = {
+  [Code.Canceled]: 'CANCELLED',
+  [Code.Unknown]: 'UNKNOWN',
+  [Code.InvalidArgument]: 'INVALID_ARGUMENT',
+  [Code.DeadlineExceeded]: 'DEADLINE_EXCEEDED',
+  [Code.NotFound]: 'NOT_FOUND',
+  [Code.AlreadyExists]: 'ALREADY_EXISTS',
+  [Code.PermissionDenied]: 'PERMISSION_DENIED',
+  [Code.ResourceExhausted]: 'RESOURCE_EXHAUSTED',
+  [Code.FailedPrecondition]: 'FAILED_PRECONDITION',
+  [Code.Aborted]: 'ABORTED',
+  [Code.OutOfRange]: 'OUT_OF_RANGE',
+  [Code.Unimplemented]: 'UNIMPLEMENTED',
+  [Code.Internal]: 'INTERNAL',
+  [Code.Unavailable]: 'UNAVAILABLE',
+  [Code.DataLoss]: 'DATA_LOSS',
+  [Code.Unauthenticated]: 'UNAUTHENTICATED',
+}
+
+export const codeName = (code: Code) => CODE_NAMES[code] ?? 'UNKNOWN'
+
+/** How long a client should wait before retrying a call the database could not serve; REST's Retry-After. */
+const RETRY_AFTER_MS = 1000
+
+export function toConnectError(error: unknown, logger: Logger): ConnectError {
+  if (error instanceof ConnectError) return error
+  if (isDatabaseUnavailable(error)) {
+    return new ConnectError(
+      'the database is unavailable; try again later',
+      Code.Unavailable,
+      { 'retry-after': String(RETRY_AFTER_MS / 1000) },
+      [{ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(RETRY_AFTER_MS) }) }],
+    )
+  }
+  logger.error({ err: error }, 'call failed')
+  return new ConnectError('internal server error', Code.Internal)
+}
