@@ -80,7 +80,7 @@ module.exports = {
       name: 'resource-uses-the-toolkit',
       comment:
         "A resource's adapters build on src/http/toolkit and src/rpc/toolkit; the pipelines (src/http/pipeline, " +
-        'src/rpc/pipeline) are the app\'s to wire, in the order src/app.ts states.',
+        "src/rpc/pipeline) are the app's to wire, in the order src/app.ts states.",
       severity: 'error',
       from: { path: RESOURCE },
       to: { path: ['^src/http/pipeline/', '^src/rpc/pipeline/'] },
