@@ -19,7 +19,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
 USER node
-EXPOSE 8080
+# 9090: native gRPC, when GRPC_PORT=9090 (off by default).
+EXPOSE 8080 9090
 CMD ["node", "--watch", "src/server.ts"]
 
 FROM gcr.io/distroless/nodejs24-debian12:nonroot AS prod
@@ -36,6 +37,7 @@ COPY --from=build /app/dist/bin/*.js ./dist/bin/
 COPY --from=build /app/dist/node_modules ./dist/node_modules
 COPY migrations ./migrations
 USER 65532:65532
-EXPOSE 8080
+# 9090: native gRPC, when GRPC_PORT=9090 (off by default).
+EXPOSE 8080 9090
 # The base image's entrypoint is node; it runs as PID 1 and handles SIGTERM itself.
 CMD ["dist/bin/server.js"]

@@ -50,6 +50,9 @@ export function isTransientMidFlight(error: unknown): boolean {
 // (statement_timeout), or a transaction lost a serialization race or a deadlock.
 const ALSO_UNAVAILABLE_CODES = new Set(['CIRCUIT_OPEN', 'CONNECTION_ENDED', '57014', '40001', '40P01'])
 
+/** What a client is told to wait before retrying a request the database could not serve, at every door. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = codeOf(error)
   // SQLSTATE class 53: insufficient resources, e.g. too many connections

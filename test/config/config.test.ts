@@ -31,6 +31,7 @@ describe('parseConfig', () => {
       server: {
         host: '0.0.0.0',
         port: 8080,
+        grpcPort: undefined,
         readTimeoutMs: 5000,
         writeTimeoutMs: 10_000,
         idleTimeoutMs: 65_000,
@@ -146,6 +147,7 @@ describe('parseConfig', () => {
     assert.deepEqual(config.server, {
       host: '127.0.0.1',
       port: 9090,
+      grpcPort: undefined,
       readTimeoutMs: 3000,
       writeTimeoutMs: 90_000,
       idleTimeoutMs: 250,
@@ -526,6 +528,15 @@ describe('configuration sections', () => {
         'DB_SSLROOTCERT: is used only with DB_SSLMODE=verify-full',
         'AUTH_MODE: must be jwt when APP_ENV=production (or set AUTH_ALLOW_NONE=true to run without authentication)',
       ],
+    )
+  })
+
+  it('when GRPC_PORT is set, then the gRPC listener is on; at SERVER_PORT, it is refused', () => {
+    assert.equal(parseConfig({ GRPC_PORT: '9090' }).server.grpcPort, 9090)
+    assert.equal(parseConfig({ GRPC_PORT: '0' }).server.grpcPort, undefined)
+    assert.throws(
+      () => parseConfig({ GRPC_PORT: '8080', SERVER_PORT: '8080' }),
+      (error: Error) => /GRPC_PORT: must differ from SERVER_PORT/.test(error.message),
     )
   })
 

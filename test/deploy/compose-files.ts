@@ -10,6 +10,7 @@ export const SET_BY_COMPOSE: Readonly<Record<string, string>> = {
   DB_PORT: '5432',
   SERVER_HOST: '0.0.0.0',
   SERVER_PORT: '8080',
+  GRPC_PORT: '9090',
 }
 
 /** The variables of the README's configuration tables (`| variable | default | meaning |`). */

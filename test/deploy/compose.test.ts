@@ -76,6 +76,14 @@ describe('compose.yml', () => {
     }
   })
 
+  it('when compose places the service in its network, then the app and the migration get its values', () => {
+    for (const name of ['app', 'migrate']) {
+      for (const [variable, value] of Object.entries(SET_BY_COMPOSE)) {
+        assert.equal(services[name]?.environment?.[variable], value, `${name}: ${variable}`)
+      }
+    }
+  })
+
   it("when .env sets a variable of the README's tables, then it reaches the app and the migration", () => {
     const variables = readmeVariables()
     assert.ok(variables.length >= 50, `${variables.length} variables in the README`)
@@ -99,7 +107,13 @@ describe('compose.yml', () => {
     const example = readFileSync(`${ROOT}.env.example`, 'utf8')
     const used = [...`${text}${dev.text}`.matchAll(/(?<!\$)\$\{([A-Z][A-Z0-9_]*)/g)].map((match) => match[1] as string)
     const ownVariables = [...new Set(used)].filter((name) => !known.has(name))
-    assert.deepEqual(ownVariables.sort(), ['APP_DEV_IMAGE', 'APP_IMAGE', 'PUBLISH_ADDRESS', 'PUBLISH_PORT'])
+    assert.deepEqual(ownVariables.sort(), [
+      'APP_DEV_IMAGE',
+      'APP_IMAGE',
+      'PUBLISH_ADDRESS',
+      'PUBLISH_GRPC_PORT',
+      'PUBLISH_PORT',
+    ])
     for (const name of ownVariables) assert.match(example, new RegExp(`^#? ?${name}=`, 'm'), name)
   })
 
@@ -130,10 +144,37 @@ describe('compose.yml', () => {
 
   it('when ports are published, then on loopback unless PUBLISH_ADDRESS says otherwise', () => {
     const ports = Object.values(services).flatMap((service) => service.ports ?? [])
-    assert.ok(ports.length >= 4)
+    assert.ok(ports.length >= 5)
     for (const port of ports) assert.match(port, /^\$\{PUBLISH_ADDRESS:-127\.0\.0\.1\}:/, port)
-    assert.equal(services.app?.ports?.length, 1)
+    assert.equal(services.app?.ports?.length, 2)
     assert.match(services.app?.ports?.[0] ?? '', /^\$\{PUBLISH_ADDRESS:-127\.0\.0\.1\}:\$\{PUBLISH_PORT:-8080\}:8080$/)
+  })
+
+  it('when native gRPC is published, then beside HTTP on the port GRPC_PORT makes the app listen on', () => {
+    const grpcPort = services.app?.environment?.GRPC_PORT
+    assert.equal(grpcPort, '9090')
+    assert.notEqual(grpcPort, services.app?.environment?.SERVER_PORT, 'gRPC has a listener of its own')
+    assert.match(
+      services.app?.ports?.[1] ?? '',
+      new RegExp(`^\\$\\{PUBLISH_ADDRESS:-127\\.0\\.0\\.1\\}:\\$\\{PUBLISH_GRPC_PORT:-9090\\}:${grpcPort}$`),
+    )
+  })
+
+  it('when every profile is up, then no two services publish the same host port by default', () => {
+    const hostPort = (binding: string) =>
+      binding
+        .replace(/^\$\{PUBLISH_ADDRESS:-[^}]*\}:/, '')
+        .replace(/^\$\{[A-Z_]+:-(\d+)\}/, '$1')
+        .split(':')[0]
+    const owners = new Map<string, string>()
+    for (const [name, service] of Object.entries(services)) {
+      for (const binding of service.ports ?? []) {
+        const port = hostPort(binding) as string
+        assert.match(port, /^\d+$/, binding)
+        assert.equal(owners.get(port), undefined, `${name} and ${owners.get(port)} both publish ${port}`)
+        owners.set(port, name)
+      }
+    }
   })
 
   it('when started, then the app waits for a successful migration, which waits for a healthy database', () => {

@@ -142,6 +142,8 @@ describe('the dev overlay under podman kube play', { skip }, () => {
     const configMapName = configMap.metadata.name
     configMap.metadata.name = `${configMapName}-${RUN_ID}`
     configMap.data.SERVER_PORT = String(appPort)
+    // On the host's network too: a fixed gRPC port would collide with a parallel run or whatever holds it.
+    if (configMap.data.GRPC_PORT !== undefined) configMap.data.GRPC_PORT = String(await freePort())
 
     /** The pod template as podman needs it; everything else stays as rendered. */
     const forPodman = (template: Manifest) => {

@@ -141,6 +141,9 @@ for (const overlay of OVERLAYS) {
       assert.equal(container.startupProbe.httpGet.path, '/livez')
       assert.equal(container.livenessProbe.httpGet.path, '/livez')
       assert.equal(container.readinessProbe.httpGet.path, '/readyz')
+      for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
+        assert.equal(probe.httpGet.port, 'http', '/readyz on HTTP is what reports the drain, for gRPC as well')
+      }
       const seconds = (duration: string) => Number(/^(\d+)s$/.exec(duration)?.[1])
       const data = await configMap()
       const drain =
@@ -319,6 +322,7 @@ for (const overlay of OVERLAYS) {
       const routes = await ofKind('HTTPRoute')
       if (routes.length === 0) {
         assert.equal(overlay, 'dev', 'only dev goes without a public route')
+        assert.deepEqual(await ofKind('GRPCRoute'), [], 'nor a public gRPC one')
         assert.equal(data.SERVER_TRUST_PROXY, undefined, 'nothing is in front of it')
         return
       }
@@ -335,6 +339,66 @@ for (const overlay of OVERLAYS) {
       assert.equal(data.SERVER_TRUST_PROXY, '1', 'the Gateway is the one hop in front')
     })
 
+    it('when native gRPC is configured, then GRPC_PORT, the container port grpc and the h2c Service port agree', async () => {
+      const { parseConfig } = await import('../../src/config/config.ts')
+      const data = await configMap()
+      const config = parseConfig({ ...data, DB_HOST: 'db', DB_USER: 'u', DB_NAME: 'n' })
+      assert.equal(config.server.grpcPort, 9090)
+      const ports = (await appContainer()).ports as Manifest[]
+      assert.deepEqual(
+        ports.map((port) => [port.name, port.containerPort]),
+        [
+          ['http', config.server.port],
+          ['grpc', config.server.grpcPort],
+        ],
+      )
+      const service = await one('Service', 'myapp')
+      const grpc = (service.spec.ports as Manifest[]).find((port) => port.name === 'grpc')
+      assert.deepEqual(grpc, {
+        name: 'grpc',
+        port: 9090,
+        targetPort: 'grpc',
+        protocol: 'TCP',
+        appProtocol: 'kubernetes.io/h2c',
+      })
+    })
+
+    it('when gRPC is routed, then only books.v1.BookService, to the h2c port, on the HTTPRoute’s Gateway under its own hostname', async () => {
+      const grpcRoutes = await ofKind('GRPCRoute')
+      if (overlay === 'dev') {
+        assert.deepEqual(grpcRoutes, [], 'dev has no public route')
+        return
+      }
+      const route = await one('GRPCRoute', 'myapp')
+      const httpRoute = await one('HTTPRoute', 'myapp')
+      assert.deepEqual(route.spec.parentRefs, httpRoute.spec.parentRefs)
+      assert.equal(wave(route), wave(await one('Deployment')))
+      assert.deepEqual(
+        route.spec.rules.flatMap((rule: Manifest) => rule.matches),
+        [{ method: { type: 'Exact', service: 'books.v1.BookService' } }],
+        'neither reflection nor grpc.health.v1 is public',
+      )
+      const service = await one('Service', 'myapp')
+      for (const backend of route.spec.rules.flatMap((rule: Manifest) => rule.backendRefs) as Manifest[]) {
+        assert.equal(backend.name, service.metadata.name)
+        const port = (service.spec.ports as Manifest[]).find((candidate) => candidate.port === backend.port)
+        assert.equal(port?.targetPort, 'grpc', `backend port ${backend.port} is the Service's grpc port`)
+      }
+      // A Gateway accepts only one of an HTTPRoute and a GRPCRoute whose hostnames intersect on a listener.
+      const grpcHosts = route.spec.hostnames as string[]
+      const httpHosts = httpRoute.spec.hostnames as string[]
+      assert.ok(grpcHosts?.length && httpHosts?.length, 'both name their hostnames')
+      for (const grpcHost of grpcHosts) {
+        for (const httpHost of httpHosts) {
+          assert.ok(!hostnamesIntersect(grpcHost, httpHost), `${grpcHost} and ${httpHost} intersect`)
+        }
+      }
+      assert.deepEqual(
+        grpcHosts,
+        httpHosts.map((host) => `grpc.${host}`),
+      )
+    })
+
     it(`when the environment is ${overlay}, then its settings apply`, async () => {
       const data = await configMap()
       assert.equal(data.DOCS_ENABLED, overlay === 'dev' ? 'true' : 'false')
@@ -345,6 +409,13 @@ for (const overlay of OVERLAYS) {
       }
     })
   })
+}
+
+/** Whether two Gateway API hostnames, either possibly a `*.` wildcard (a suffix match), can name one host. */
+function hostnamesIntersect(a: string, b: string): boolean {
+  const matches = (pattern: string, host: string) =>
+    pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) : pattern === host
+  return matches(a, b) || matches(b, a)
 }
 
 /** A container's literal env values, as the service would read them. */

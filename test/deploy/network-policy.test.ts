@@ -124,6 +124,7 @@ function podsOf(manifests: Manifest[]) {
       POOLER_PORTS,
     ),
     hasRoute: find('HTTPRoute').length > 0,
+    hasGrpcRoute: find('GRPCRoute').length > 0,
     usesJwt: find('ConfigMap').some((configMap) => configMap.data?.AUTH_MODE === 'jwt'),
   }
 }
@@ -145,6 +146,7 @@ function flowsOf(pods: ReturnType<typeof podsOf>) {
   ]
   const needed: Flow[] = [
     ...(pods.hasRoute ? [{ name: 'gateway → app', from: n.gateway, to: app, port: 8080 }] : []),
+    ...(pods.hasGrpcRoute ? [{ name: 'gateway → app gRPC', from: n.gateway, to: app, port: 9090 }] : []),
     { name: 'prometheus → app /metrics', from: n.prometheus, to: app, port: 8080 },
     { name: 'app → pooler', from: app, to: pooler, port: 5432 },
     { name: 'pooler → primary', from: pooler, to: primary, port: 5432 },
@@ -186,6 +188,10 @@ function flowsOf(pods: ReturnType<typeof podsOf>) {
     { name: 'other namespace → replica', from: stranger, to: replica, port: 5432 },
     { name: 'unlabelled pod, same namespace → primary', from: unlabelled, to: primary, port: 5432 },
     { name: 'unlabelled pod, same namespace → app', from: unlabelled, to: app, port: 8080 },
+    { name: 'other namespace, app labels → app gRPC', from: intruder, to: app, port: 9090 },
+    { name: 'other namespace → app gRPC', from: stranger, to: app, port: 9090 },
+    { name: 'unlabelled pod, same namespace → app gRPC', from: unlabelled, to: app, port: 9090 },
+    { name: 'prometheus → app gRPC (it scrapes over HTTP)', from: n.prometheus, to: app, port: 9090 },
     { name: 'app → primary, bypassing the pooler', from: app, to: primary, port: 5432 },
     { name: 'gateway → pooler', from: n.gateway, to: pooler, port: 5432 },
     { name: 'gateway → primary', from: n.gateway, to: primary, port: 5432 },

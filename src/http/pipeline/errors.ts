@@ -3,14 +3,14 @@ import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { isDatabaseUnavailable } from '../../db/errors.ts'
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../../db/errors.ts'
 import { HttpError, PROBLEM_CONTENT_TYPE, problemBody } from '../toolkit/problem.ts'
 import { afterParseError, isReceivingBody } from './connection-limits.ts'
 import { requestIdFor } from './request-id.ts'
 import { SECURITY_HEADERS } from './security.ts'
 import { fieldErrors } from './validation.ts'
 
-const RETRY_AFTER_SECONDS = '5'
+const RETRY_AFTER_SECONDS = String(DATABASE_RETRY_AFTER_SECONDS)
 
 // Messages for Fastify's own client errors, worded for API users.
 const FASTIFY_CLIENT_ERRORS: Record<string, string> = {

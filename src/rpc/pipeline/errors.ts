@@ -3,7 +3,7 @@
 import { create } from '@bufbuild/protobuf'
 import { durationFromMs } from '@bufbuild/protobuf/wkt'
 import { Code, ConnectError } from '@connectrpc/connect'
-import { isDatabaseUnavailable } from '../../db/errors.ts'
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../../db/errors.ts'
 import { RetryInfoSchema } from '../../gen/google/rpc/error_details_pb.js'
 import type { Logger } from '../../logger.ts'
 
@@ -29,8 +29,7 @@ const CODE_NAMES: Record<Code, string> = {
 
 export const codeName = (code: Code) => CODE_NAMES[code] ?? 'UNKNOWN'
 
-/** How long a client should wait before retrying a call the database could not serve; REST's Retry-After. */
-const RETRY_AFTER_MS = 1000
+const RETRY_AFTER_MS = DATABASE_RETRY_AFTER_SECONDS * 1000
 
 export function toConnectError(error: unknown, logger: Logger): ConnectError {
   if (error instanceof ConnectError) return error

@@ -63,6 +63,8 @@ function observe({ logger, metrics, traced }: RpcPipeline): Interceptor {
     try {
       const run = () => next(request)
       const response = await (span === undefined ? run() : context.with(trace.setSpan(parent, span), run))
+      // Past its deadline, or cancelled, the caller has been told so and has gone: the call counts as that.
+      if (request.signal.aborted) throw ConnectError.from(request.signal.reason, Code.Canceled)
       code = 'OK'
       return response
     } catch (error) {
@@ -72,6 +74,11 @@ function observe({ logger, metrics, traced }: RpcPipeline): Interceptor {
     } finally {
       const seconds = (performance.now() - started) / 1000
       metrics?.rpcServerDuration.observe({ rpc_method: method, protocol, code }, seconds)
+      // Read before the span ends: an ended span no longer records.
+      const ids =
+        span === undefined || !span.isRecording()
+          ? {}
+          : { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId }
       if (span !== undefined) {
         span.setAttribute('rpc.grpc.status_code', failure?.code ?? 0)
         if (failure !== undefined && isServerFault(failure.code)) span.setStatus({ code: SpanStatusCode.ERROR })
@@ -84,9 +91,7 @@ function observe({ logger, metrics, traced }: RpcPipeline): Interceptor {
         remote_ip: request.contextValues.get(CLIENT_ADDRESS),
         agent: request.header.get('user-agent') ?? '',
         latency: Number((seconds * 1000).toFixed(3)),
-        ...(span === undefined || !span.isRecording()
-          ? {}
-          : { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId }),
+        ...ids,
       }
       logger.info(failure === undefined ? fields : { ...fields, message_detail: failure.rawMessage }, 'call')
     }
