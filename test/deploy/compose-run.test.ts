@@ -180,7 +180,7 @@ describe('compose.yml on a container engine', { skip }, () => {
     const example = readFileSync(`${ROOT}.env.example`, 'utf8')
     writeFileSync(
       env,
-      `${example}\nDB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nAPP_IMAGE=${IMAGE}\n`,
+      `${example}\nDB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nPUBLISH_GRPC_PORT=${await freePort()}\nAPP_IMAGE=${IMAGE}\n`,
     )
   })
   after(async () => {
@@ -315,7 +315,7 @@ describe('compose.dev.yml on a container engine', { skip }, () => {
     base = `http://127.0.0.1:${port}`
     writeFileSync(
       join(project.folder, '.env'),
-      `DB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nAPP_DEV_IMAGE=${DEV_IMAGE}\n`,
+      `DB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nPUBLISH_GRPC_PORT=${await freePort()}\nAPP_DEV_IMAGE=${DEV_IMAGE}\n`,
     )
   })
   after(async () => {
