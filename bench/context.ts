@@ -12,7 +12,7 @@ import {
   productionSettings,
   type SeededDatabase,
 } from './fixtures.ts'
-import { type HttpResult, measureHttp } from './load.ts'
+import { type HttpResult, measureHttp, type WrkOptions } from './load.ts'
 import { freePort } from './ports.ts'
 import { type Server, startServer } from './processes.ts'
 import type { Results } from './report.ts'
@@ -42,7 +42,11 @@ export interface Context {
   start(name: string, script: string, env: Record<string, string>): Promise<Server>
   stop(server: Server): Promise<void>
   /** One wrk run of a scenario (bench/scenario.lua) against the server, after the warm-up. */
-  drive(server: Server, scenario: string, options?: { token?: string; path?: string }): Promise<HttpResult>
+  drive(
+    server: Server,
+    scenario: string,
+    options?: Pick<WrkOptions, 'token' | 'path' | 'bodyFile' | 'contentType'>,
+  ): Promise<HttpResult>
   say(text: string): void
   close(): Promise<void>
 }
@@ -128,6 +132,8 @@ export interface Section {
   name: string
   /** One line for the progress output. */
   about: string
+  /** Programs the section needs beyond wrk, pgbench and psql, each with how to install it. */
+  tools?: [program: string, install: string][]
   run(context: Context, results: Readonly<Results>): Promise<Partial<Results>>
 }
 

@@ -1,5 +1,5 @@
 // The load generators: wrk (closed loop, fixed connections) for throughput, autocannon for a fixed request rate,
-// pgbench for the database's own ceiling on the same statements.
+// pgbench for the database's own ceiling on the same statements; h2load, for HTTP/2 and gRPC, is in bench/h2load.ts.
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -27,6 +27,9 @@ export interface WrkOptions {
   scenario: string
   path?: string
   token?: string
+  /** For the "post" scenario: the body, sent as it is from this file, and its content type. */
+  bodyFile?: string
+  contentType?: string
   books: number
   connections: number
   seconds: number
@@ -43,6 +46,8 @@ async function wrk(options: WrkOptions) {
         BENCH_PATH: options.path ?? '/',
         BENCH_TOKEN: options.token ?? '',
         BENCH_BOOKS: String(options.books),
+        BENCH_BODY_FILE: options.bodyFile ?? '',
+        BENCH_CONTENT_TYPE: options.contentType ?? '',
       },
       maxBuffer: 1 << 20,
     },
@@ -53,7 +58,7 @@ async function wrk(options: WrkOptions) {
 }
 
 /** Runs `drive` for a warm-up (when asked for), then again while watching the server's process tree. */
-async function warmThenMeasure<T>(
+export async function warmThenMeasure<T>(
   pid: number,
   warmupSeconds: number,
   seconds: number,

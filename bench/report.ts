@@ -3,6 +3,7 @@
 
 import type { HttpResult, PgbenchResult } from './load.ts'
 import { LIST_PATHS, type ListsResult } from './sections/lists-result.ts'
+import { notOk, RPC_RUNS, type RpcResult, type RpcRunName } from './sections/rpc-result.ts'
 import type { Settings } from './settings.ts'
 
 export interface Results {
@@ -21,6 +22,7 @@ export interface Results {
   startup?: { service: StartupResult; restart: StartupResult; bare: StartupResult }
   /** Per setting and scenario; `reference` names the setting every ratio divides by. */
   pools?: { reference: string; settings: Record<string, Record<string, HttpResult>> }
+  rpc?: RpcResult
   lists?: ListsResult
   tracesExported?: { exports: number; bytes: number }
 }
@@ -44,7 +46,7 @@ const ratio = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined || b === 0 ? Number.NaN : Number((a / b).toFixed(2))
 
 export function targets(results: Results): Target[] {
-  const { scenarios, frameworkTax, features, startup, pools, lists } = results
+  const { scenarios, frameworkTax, features, startup, pools, rpc, lists } = results
   const atLeast = (name: string, value: number, goal: number) => ({
     name,
     value,
@@ -131,6 +133,17 @@ export function targets(results: Results): Target[] {
       )
     }
   }
+  if (rpc !== undefined) {
+    const { grpc, restOneId } = rpc.runs
+    const target = atLeast(
+      'gRPC GetBook / REST read (same id)',
+      ratio(grpc.requestsPerSecond, restOneId.requestsPerSecond),
+      1,
+    )
+    // Throughput with failed calls is no throughput.
+    const failed = grpc.errors + grpc.non2xx + notOk(grpc) + restOneId.errors + restOneId.non2xx > 0
+    list.push({ ...target, met: target.met && !failed })
+  }
   if (scenarios !== undefined) {
     list.push(
       atLeast(
@@ -205,6 +218,7 @@ export function toMarkdown(results: Results): string {
   }
   lines.push('')
   if (results.pools !== undefined) lines.push(...poolsTable(results.pools))
+  if (results.rpc !== undefined) lines.push(...rpcTable(results.rpc, settings))
   if (results.lists !== undefined) lines.push(...listsTable(results.lists))
   return lines.join('\n')
 }
@@ -307,6 +321,53 @@ function poolsTable(pools: NonNullable<Results['pools']>): string[] {
       return `${result?.requestsPerSecond} (${ratio(result?.requestsPerSecond, reference(scenario))}×${failed})`
     })
     lines.push(row([name, ...cells]))
+  }
+  lines.push('')
+  return lines
+}
+
+function rpcTable(rpc: RpcResult, settings: Settings): string[] {
+  const reference = rpc.runs.restOneId.requestsPerSecond
+  const lines = [
+    '### GetBook over gRPC and Connect binary against the REST read',
+    '',
+    `Service in production mode with GRPC_PORT set, the JWT checked on every call (gRPC: authorization metadata; ` +
+      `REST and Connect: the Authorization header), ${settings.connections} connections, one request in flight on ` +
+      `each. h2load posts the same body every time, so every run but the random-id read asks for the one seeded ` +
+      `book ${rpc.bookId}, the REST read included: PostgreSQL serves it from its cache in all of them, so the ` +
+      `comparison is of the doors, not the database. The random-id read is the read scenario's, for reference; the ` +
+      `REST read under h2load --h1 shows what the load generator alone changes. Failures: the tool's transport ` +
+      `errors / answers outside 2xx / GetBook calls the service counted (rpc_server_duration_seconds, warm-up ` +
+      `included) with a status other than OK, which h2load cannot see. h2load's percentiles come from its ` +
+      `per-request log.`,
+    '',
+    header([
+      'run',
+      'tool',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'errors / non-2xx / non-OK',
+      'CPU %',
+      'peak RSS MB',
+      '÷ REST, the one id (wrk)',
+    ]),
+  ]
+  for (const [name, label] of Object.entries(RPC_RUNS) as [RpcRunName, string][]) {
+    const result = rpc.runs[name]
+    lines.push(
+      row([
+        label,
+        result.tool,
+        result.requestsPerSecond,
+        result.p50Ms,
+        result.p99Ms,
+        `${failures(result)} / ${result.calls === undefined ? '–' : notOk(result)}`,
+        result.cpuPercent,
+        result.peakRssMb,
+        ratio(result.requestsPerSecond, reference),
+      ]),
+    )
   }
   lines.push('')
   return lines

@@ -3,12 +3,12 @@
 // The plan below runs its sections in order. Most share a fresh PostgreSQL database seeded with BENCH_BOOKS books
 // (bench/seed.sql) and drive the service, started in production mode, with wrk at fixed connections, next to the
 // baselines measured in the same run: pgbench on the same statements (the database's ceiling), a bare node:http
-// server on the same driver (Node's ceiling), and a bare hello for the framework's tax. The lists section seeds
-// databases of its own. Writes bench/results/<time>.json and .md (and the lists' query plans in <time>-plans/)
-// and prints the report.
+// server on the same driver (Node's ceiling), and a bare hello for the framework's tax. The rpc section drives
+// native gRPC with h2load (nghttp2-client) as well. The lists section seeds databases of its own. Writes
+// bench/results/<time>.json and .md (and the lists' query plans in <time>-plans/) and prints the report.
 //
 //   BENCH_ONLY          sections to run, comma-separated, in the plan's order whatever the order named (default all):
-//                       scenarios, features, rate, pools, startup, lists; e.g. BENCH_ONLY=lists,pools npm run bench
+//                       scenarios, features, rate, pools, rpc, startup, lists; e.g. BENCH_ONLY=lists,pools npm run bench
 //   BENCH_DATABASE_URL  admin connection (default postgres://postgres@127.0.0.1:5432/postgres)
 //   BENCH_SECONDS       measured seconds per run (default 8); BENCH_WARMUP_SECONDS (default 3)
 //   BENCH_ROUNDS        repetitions of every throughput run, median reported (default 3)
@@ -27,18 +27,19 @@ import { features } from './sections/features.ts'
 import { lists } from './sections/lists.ts'
 import { pools } from './sections/pools.ts'
 import { rate } from './sections/rate.ts'
+import { rpc } from './sections/rpc.ts'
 import { scenarios } from './sections/scenarios.ts'
 import { startup } from './sections/startup.ts'
 import { type Settings, settingsFrom } from './settings.ts'
 
 const run = promisify(execFile)
 
-const PLAN: Section[] = [scenarios, features, rate, pools, startup, lists]
+const PLAN: Section[] = [scenarios, features, rate, pools, rpc, startup, lists]
 
 async function main() {
   const settings = settingsFrom(process.env)
   const sections = selected(settings)
-  await requireTools()
+  await requireTools(sections)
   await run(process.execPath, ['scripts/build.ts'])
   const startedAt = new Date()
   const context = await openContext(settings, startedAt)
@@ -82,12 +83,13 @@ function write(context: Context, results: Results) {
   context.say(`written: ${context.stem}.json and .md`)
 }
 
-async function requireTools() {
+async function requireTools(sections: Section[]) {
   const missing: string[] = []
   const tools: [string, string][] = [
     ['wrk', 'apt-get install wrk'],
     ['pgbench', 'apt-get install postgresql-client (or the postgresql package)'],
     ['psql', 'apt-get install postgresql-client'],
+    ...sections.flatMap((section) => section.tools ?? []),
   ]
   for (const [tool, hint] of tools) {
     await run(tool, ['--version']).catch((error: NodeJS.ErrnoException) => {

@@ -1,6 +1,7 @@
 -- wrk script for every benchmark scenario; the harness (bench/run.ts) sets the environment.
---   BENCH_SCENARIO  read | list | list-filter | create | update | mix | path
---   BENCH_PATH      the path for "path" (e.g. /livez)
+--   BENCH_SCENARIO  read | list | list-filter | create | update | mix | path | post
+--   BENCH_PATH      the path for "path" (e.g. /livez) and "post"
+--   BENCH_BODY_FILE the body "post" sends, as it is (binary bodies too), with BENCH_CONTENT_TYPE
 --   BENCH_TOKEN     bearer token, when the service checks one
 --   BENCH_BOOKS     how many books were seeded (ids are derived from 1..BENCH_BOOKS)
 local scenario = os.getenv("BENCH_SCENARIO")
@@ -10,9 +11,19 @@ local books = tonumber(os.getenv("BENCH_BOOKS") or "100000")
 
 local json = { ["content-type"] = "application/json" }
 local plain = {}
+local posted = { ["content-type"] = os.getenv("BENCH_CONTENT_TYPE") }
 if token and token ~= "" then
   json["authorization"] = "Bearer " .. token
   plain["authorization"] = "Bearer " .. token
+  posted["authorization"] = "Bearer " .. token
+end
+
+local posted_body = ""
+local body_file = os.getenv("BENCH_BODY_FILE")
+if body_file and body_file ~= "" then
+  local file = assert(io.open(body_file, "rb"))
+  posted_body = file:read("*a")
+  file:close()
 end
 
 local function book_path()
@@ -37,6 +48,7 @@ local scenarios = {
   create = function() return wrk.format("POST", "/v1/books", json, body) end,
   mix = function() if math.random(10) == 1 then return update() end return read() end,
   path = function() return wrk.format("GET", path, plain) end,
+  post = function() return wrk.format("POST", path, posted, posted_body) end,
 }
 
 function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1e6)) end

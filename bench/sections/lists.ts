@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { listStatements } from '../../src/books/repository.ts'
 import { type Context, SERVICE, type Section } from '../context.ts'
 import { createSeededDatabase } from '../fixtures.ts'
-import { connectForPlans, type PlanSummary, type Statement } from '../plans.ts'
+import { connectForPlans, type Statement } from '../plans.ts'
 
 type ListQuery = Parameters<typeof listStatements>[0]
 type Cursor = NonNullable<Parameters<typeof listStatements>[1]>

@@ -15,6 +15,7 @@ const run = promisify(execFile)
 const skip =
   programMissing('/usr/bin/wrk', 'apt-get install wrk') ||
   programMissing('/usr/bin/pgbench', 'apt-get install postgresql-client') ||
+  programMissing('/usr/bin/h2load', 'apt-get install nghttp2-client') ||
   (await postgresServerUnavailable()) ||
   false
 
@@ -41,7 +42,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
         BENCH_LIST_SIZES: '2000,4000',
         BENCH_OUTPUT: output,
       },
-      timeout: 240_000,
+      timeout: 300_000,
       maxBuffer: 1 << 22,
     })
     const [json] = readdirSync(output).filter((name) => name.endsWith('.json'))
@@ -67,12 +68,21 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       assert.deepEqual(Object.keys(byScenario), ['read', 'create', 'mix'], setting)
       for (const [scenario, result] of Object.entries(byScenario)) httpRuns.push([`${setting} ${scenario}`, result])
     }
+    const rpcRuns: Record<string, HttpRun & { calls?: Record<string, number> }> = results.rpc.runs
+    assert.deepEqual(Object.keys(rpcRuns), ['restRandom', 'restOneId', 'restOneIdH2load', 'grpc', 'connectBinary'])
+    for (const [name, result] of Object.entries(rpcRuns)) httpRuns.push([`rpc: ${name}`, result])
+    // h2load and wrk see a gRPC or Connect error as a 200 or a status code only: the service's own count decides.
+    for (const name of ['grpc', 'connectBinary']) {
+      const run = rpcRuns[name] as HttpRun & { calls: Record<string, number> }
+      assert.deepEqual(Object.keys(run.calls), ['OK'], `${name}: every GetBook the service counted was OK`)
+      assert.ok((run.calls.OK ?? 0) >= run.requests, `${name}: the service counted the calls the tool made`)
+    }
     for (const [name, result] of httpRuns) {
       assert.ok(result.requests > 0, `${name}: requests were made`)
       assert.equal(result.errors, 0, `${name}: transport errors`)
       assert.equal(result.non2xx, 0, `${name}: answers outside 2xx`)
     }
-    assert.deepEqual(results.sections, ['scenarios', 'features', 'rate', 'pools', 'startup', 'lists'])
+    assert.deepEqual(results.sections, ['scenarios', 'features', 'rate', 'pools', 'rpc', 'startup', 'lists'])
     assert.deepEqual(Object.keys(results.features), [
       'all features on',
       'all features off',
@@ -89,8 +99,8 @@ describe('the benchmark (npm run bench)', { skip }, () => {
 
     assertListsReported(results.lists, [2000, 4000])
 
-    // 8 targets of the service's overhead, 4 of its pools, 1 of list throughput, 1 per list variant.
-    assert.equal(results.targets.length, 8 + 4 + 1 + 6)
+    // 8 targets of the service's overhead, 4 of its pools, 1 of gRPC, 1 of list throughput, 1 per list variant.
+    assert.equal(results.targets.length, 8 + 4 + 1 + 1 + 6)
     for (const target of results.targets) assert.equal(typeof target.met, 'boolean', target.name)
     assert.match(
       stdout,
@@ -100,6 +110,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       stdout,
       /\| read by id, service, DB_POOL_READS=1 \/ bare node:http, reads on 1 connection, writes on 9 \| [\d.]+ \| ≥ 0\.6 \| (yes|NO) \|/,
     )
+    assert.match(stdout, /\| gRPC GetBook \/ REST read \(same id\) \| [\d.]+ \| ≥ 1 \| (yes|NO) \|/)
     assert.match(
       stdout,
       /\| list \(default page, 2000 books\) \/ 516 req\/s before cursors \(100,000 books\) \| [\d.]+ \| ≥ 5 \|/,
@@ -121,7 +132,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     assert.equal(failed.code, 1)
     assert.match(
       failed.stderr,
-      /BENCH_ONLY: no section nonsense; the sections: scenarios, features, rate, pools, startup, lists/,
+      /BENCH_ONLY: no section nonsense; the sections: scenarios, features, rate, pools, rpc, startup, lists/,
     )
   })
 })
