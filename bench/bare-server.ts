@@ -61,7 +61,8 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
     return row === undefined ? send(response, 404) : send(response, 200, row)
   }
   if (match !== null && request.method === 'PUT') {
-    const values = [match[1], ...(await readBook(request)), null] as never[]
+    // The statement writes its event too (the outbox): the event's id, and no trace.
+    const values = [match[1], ...(await readBook(request)), null, uuidv7(), null] as never[]
     const [row] = await writes.unsafe(BOOK_SQL.update, values, { prepare: true })
     return row === undefined ? send(response, 404) : send(response, 200, row)
   }
@@ -80,7 +81,7 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
     return send(response, 200, rows.slice(0, 10))
   }
   if (url === '/v1/books' && request.method === 'POST') {
-    const values = [uuidv7(), ...(await readBook(request))] as never[]
+    const values = [uuidv7(), ...(await readBook(request)), uuidv7(), null] as never[]
     const [row] = await writes.unsafe(BOOK_SQL.insert, values, { prepare: true })
     return send(response, 201, row)
   }

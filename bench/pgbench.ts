@@ -42,8 +42,9 @@ export function pgbenchScripts(folder: string, books: number): Record<string, st
     read: [pickBook, bind(BOOK_SQL.findById, [SEEDED_ID])].join('\n'),
     list: bind(listDefault.text, listDefault.values.map(quote)),
     'list-filter': ['\\set k random(0, 999)', bind(listFiltered.text, filteredValues)].join('\n'),
-    create: bind(BOOK_SQL.insert, [TIME_ORDERED_ID, ...INPUT]),
-    update: [pickBook, bind(BOOK_SQL.update, [SEEDED_ID, ...INPUT, 'NULL'])].join('\n'),
+    // The outbox's event: a time-ordered id, and no trace (as the service without tracing).
+    create: bind(BOOK_SQL.insert, [TIME_ORDERED_ID, ...INPUT, TIME_ORDERED_ID, 'NULL']),
+    update: [pickBook, bind(BOOK_SQL.update, [SEEDED_ID, ...INPUT, 'NULL', TIME_ORDERED_ID, 'NULL'])].join('\n'),
   }
   const files: Record<string, string[]> = {}
   for (const [name, text] of Object.entries(scripts)) {

@@ -6,6 +6,7 @@ import { createTokenVerifier } from './auth/tokens.ts'
 import { booksResource } from './books/http/resource.ts'
 import type { Config, TrustProxy } from './config/config.ts'
 import type { Database } from './db/database.ts'
+import { eventsResource } from './events/http/resource.ts'
 import { type LivenessFastPath, livenessFastPath } from './health/liveness-fast-path.ts'
 import { healthRoutes } from './health/routes.ts'
 import { requireDeclaredAccess } from './http/pipeline/access.ts'
@@ -41,7 +42,9 @@ const API_INFO = {
   title: 'myapp books API',
   description:
     'Books CRUD service: the TypeScript edition of the learning-cloud-native-go myapp API. ' +
-    'Errors are RFC 9457 problem details with the `error` / `errors` members the Go service returns.',
+    'Errors are RFC 9457 problem details with the `error` / `errors` members the Go service returns. ' +
+    'The same operations are served over Connect, gRPC-Web (on this port) and gRPC (on GRPC_PORT) as ' +
+    '`books.v1.BookService`, described by `proto/books/v1/books.proto`.',
 }
 // The operations that belong to no resource: the probes and the metrics.
 const PLATFORM_TAGS = [
@@ -110,7 +113,10 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   registerBodyReadTimeout(app, server.readTimeoutMs)
 
   // What every route is checked against as it is added: its declared access, the document, the 405 routes.
-  const resources = [booksResource({ database, requireIfMatch: config.books.requireIfMatch })]
+  const resources = [
+    booksResource({ database, requireIfMatch: config.books.requireIfMatch }),
+    eventsResource({ database, writeTimeoutMs: server.writeTimeoutMs }),
+  ]
   requireDeclaredAccess(app)
   await registerOpenApi(app, {
     docs: config.docs.enabled,

@@ -8,6 +8,7 @@ import { loadConfigOrExit } from './config/load.ts'
 import type { Database } from './db/database.ts'
 import { EmbeddedFolderError, isDatabaseUnavailable } from './db/errors.ts'
 import { openDatabase } from './db/open.ts'
+import { startEventsBackground } from './events/background.ts'
 import { createLogger, flushLogs, type Logger } from './logger.ts'
 import { createMetrics } from './observability/metrics.ts'
 import { startTracing } from './observability/tracing.ts'
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
 
   const app = await buildApp({ config, database, logger, metrics })
   await app.listen({ host: config.server.host, port: config.server.port })
+  const events = startEventsBackground({ config: config.events, database, logger })
   // Pending migrations are only a warning here (the migrate Job applies them), so the check does not hold up
   // serving; it runs once the server listens.
   if (config.database.kind === 'postgres' && !config.database.migrateOnStart) {
@@ -97,6 +99,7 @@ async function main(): Promise<void> {
       void flushLogs(logger).then(() => process.exit(1))
     }, shutdownTimeoutMs)
     await app.close()
+    await events.stop()
     await database.close()
     await tracing?.shutdown()
     clearTimeout(deadline)

@@ -1,6 +1,9 @@
-// The books SQL. Every statement is written out here; `undefined` means "no such book".
+// The books SQL. Every statement is written out here; `undefined` means "no such book". Each write also records its
+// event in the outbox (book_events) in the same statement, so a change and its event commit or roll back together.
 import { v7 as uuidv7 } from 'uuid'
 import type { Database, Queryable } from '../db/database.ts'
+import { BOOK_EVENT_TYPES } from '../events/cloudevents.ts'
+import { activeTraceparent } from '../events/trace-context.ts'
 import type { Cursor } from './cursor.ts'
 import { type Book, type BookInput, DEFAULT_STATUS, type ListQuery } from './schemas.ts'
 
@@ -99,23 +102,79 @@ export type CreateOnceOutcome =
   | { outcome: 'in_flight' }
   | { outcome: 'key_reused' }
 
+/** The parameters that every write appends for its event: the event's id, and the trace it belongs to. */
+function eventValues(): [string, string | null] {
+  return [uuidv7(), activeTraceparent()]
+}
+
 async function insertBook(db: Queryable, input: BookInput): Promise<StoredBook> {
-  const [row] = await db.query<BookRow>(BOOK_SQL.insert, [uuidv7(), ...inputValues(input)])
+  const [row] = await db.query<BookRow>(BOOK_SQL.insert, [uuidv7(), ...inputValues(input), ...eventValues()])
   return toStoredBook(row as BookRow)
 }
 
-/** The fixed statements; exported so that the benchmark (bench/) runs exactly these. */
+// Milliseconds, the precision of the API's timestamps. The colons are quoted for pgbench (see SORT_KEYS).
+const ISO_MILLISECONDS = `'YYYY-MM-DD"T"HH24":"MI":"SS.MS"Z"'`
+
+/** The book as the API shows it (toBook), built in SQL from the written row: an event's data. */
+const BOOK_JSON = `jsonb_build_object(
+       'id', id, 'title', title, 'author', author, 'published_date', published_date, 'status', status,
+       'image_url', image_url, 'description', description,
+       'created_at', to_char(created_at AT TIME ZONE 'UTC', ${ISO_MILLISECONDS}),
+       'updated_at', to_char(updated_at AT TIME ZONE 'UTC', ${ISO_MILLISECONDS}))`
+
+/**
+ * A write and its event as one statement: `change` returns the written row, the event is inserted from it (so a
+ * write that matched no row records none), and the statement answers with the row. The event's id and traceparent
+ * are the two parameters after the write's own.
+ */
+function withEvent(change: string, type: string, data: string, version: string, next: number): string {
+  return `WITH changed AS (
+       ${change}
+     ), event AS (
+       INSERT INTO book_events (id, type, book_id, book_version, traceparent, data)
+       SELECT $${next}::uuid, '${type}', id, ${version}, $${next + 1}::text, ${data} FROM changed
+     )
+     SELECT ${COLUMNS} FROM changed`
+}
+
+/**
+ * The fixed statements; exported so that the benchmark (bench/) runs exactly these. insert takes the book's id and
+ * input, then the event's id and traceparent ($8, $9); update the id, input and expected versions, then the
+ * event's ($9, $10); delete the id and expected versions, then the event's ($3, $4).
+ */
 export const BOOK_SQL = {
   findById: `SELECT ${COLUMNS} FROM books WHERE id = $1`,
-  insert: `INSERT INTO books (id, created_at, updated_at, title, author, published_date, status, image_url, description)
-     VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7)
-     RETURNING ${COLUMNS}`,
+  insert: withEvent(
+    `INSERT INTO books (id, created_at, updated_at, title, author, published_date, status, image_url, description)
+       VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7)
+       RETURNING ${COLUMNS}`,
+    BOOK_EVENT_TYPES.created,
+    BOOK_JSON,
+    'version',
+    8,
+  ),
   // greatest(): updated_at moves forward on every update, even within one clock tick.
-  update: `UPDATE books
-     SET title = $2, author = $3, published_date = $4, status = $5, image_url = $6, description = $7,
-         version = version + 1, updated_at = greatest(now(), updated_at + interval '1 millisecond')
-     WHERE id = $1 AND ($8::int[] IS NULL OR version = ANY($8::int[]))
-     RETURNING ${COLUMNS}`,
+  update: withEvent(
+    `UPDATE books
+       SET title = $2, author = $3, published_date = $4, status = $5, image_url = $6, description = $7,
+           version = version + 1, updated_at = greatest(now(), updated_at + interval '1 millisecond')
+       WHERE id = $1 AND ($8::int[] IS NULL OR version = ANY($8::int[]))
+       RETURNING ${COLUMNS}`,
+    BOOK_EVENT_TYPES.updated,
+    BOOK_JSON,
+    'version',
+    9,
+  ),
+  // A delete's event sorts after the book's last change: its bookversion is one past the last version, which
+  // its data names.
+  delete: withEvent(
+    `DELETE FROM books WHERE id = $1 AND ($2::int[] IS NULL OR version = ANY($2::int[]))
+       RETURNING ${COLUMNS}`,
+    BOOK_EVENT_TYPES.deleted,
+    `jsonb_build_object('id', id, 'version', version)`,
+    'version + 1',
+    3,
+  ),
 } as const
 
 /** Expired keys deleted per statement, so that one sweep never holds many row locks at once. */
@@ -224,7 +283,7 @@ function pageWithCount(page: Statement, count: Statement, sort: Sort, backwards:
 
 /** A page of a list, the cursors next to it (when there are rows there), and the count if one was asked for. */
 export interface ListPage {
-  books: Book[]
+  books: StoredBook[]
   next: Cursor | undefined
   prev: Cursor | undefined
   total: { value: number; exact: boolean } | undefined
@@ -304,15 +363,17 @@ export function createBooksRepository(db: Database) {
      * at one of them, checked in the same statement, so of two racing writers exactly one wins.
      */
     async update(id: string, input: BookInput, expectedVersions?: number[]): Promise<WriteOutcome<StoredBook>> {
-      const [row] = await db.query<BookRow>(BOOK_SQL.update, [id, ...inputValues(input), expectedVersions ?? null])
+      const [row] = await db.query<BookRow>(BOOK_SQL.update, [
+        id,
+        ...inputValues(input),
+        expectedVersions ?? null,
+        ...eventValues(),
+      ])
       return row ? { outcome: 'done', value: toStoredBook(row) } : this.missOutcome(id)
     },
 
     async delete(id: string, expectedVersions?: number[]): Promise<WriteOutcome<undefined>> {
-      const rows = await db.query(
-        'DELETE FROM books WHERE id = $1 AND ($2::int[] IS NULL OR version = ANY($2::int[])) RETURNING id',
-        [id, expectedVersions ?? null],
-      )
+      const rows = await db.query(BOOK_SQL.delete, [id, expectedVersions ?? null, ...eventValues()])
       return rows.length > 0 ? { outcome: 'done', value: undefined } : this.missOutcome(id)
     },
 
@@ -385,7 +446,7 @@ export function createBooksRepository(db: Database) {
           next = last !== undefined ? at('after', last) : { ...cursor, direction: 'after' }
         }
       }
-      return { books: page.map(toBook), next, prev, total }
+      return { books: page.map(toStoredBook), next, prev, total }
     },
   }
 }

@@ -7,6 +7,7 @@ import { type Static, Type } from 'typebox'
 import { ApiEnvSchema, apiConfig } from './api.ts'
 import { AuthEnvSchema, authConfig, authProblems } from './auth.ts'
 import { DatabaseEnvSchema, databaseConfig, databaseProblems, describeDatabase } from './database.ts'
+import { describeEvents, EventsEnvSchema, eventsConfig, eventsProblems } from './events.ts'
 import { describeRateLimit, LimitsEnvSchema, rateLimitConfig } from './limits.ts'
 import { describeTracing, ObservabilityEnvSchema, observabilityConfig } from './observability.ts'
 import { formatProblems, type Problem, schemaProblem } from './problems.ts'
@@ -22,6 +23,7 @@ export const EnvSchema = Type.Object({
   ...AuthEnvSchema.properties,
   ...LimitsEnvSchema.properties,
   ...ApiEnvSchema.properties,
+  ...EventsEnvSchema.properties,
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -57,7 +59,12 @@ export function parseConfig(source: Readonly<Record<string, string | undefined>>
     : (validateEnv.errors ?? []).map((error) => schemaProblem(error, EnvSchema))
   // The sections' rules run even when the schema already refused something, so one start-up names every bad variable.
   const parsed = env as Env
-  problems.push(...serverProblems(parsed), ...databaseProblems(parsed), ...authProblems(parsed))
+  problems.push(
+    ...serverProblems(parsed),
+    ...databaseProblems(parsed),
+    ...authProblems(parsed),
+    ...eventsProblems(parsed),
+  )
   if (problems.length > 0) throw new ConfigError(formatProblems(problems, EnvSchema, source))
   return deepFreeze(toConfig(parsed))
 }
@@ -78,6 +85,7 @@ function toConfig(env: Env) {
     environment,
     rateLimit: rateLimitConfig(env),
     cors,
+    events: eventsConfig(env),
     metrics,
     tracing,
     timeZone,
@@ -91,6 +99,7 @@ export function describeConfig(config: Config) {
     database: describeDatabase(config.database),
     rateLimit: describeRateLimit(config.rateLimit),
     tracing: describeTracing(config.tracing),
+    events: describeEvents(config.events),
   }
 }
 

@@ -23,7 +23,9 @@ export interface Instrumentation {
   target?: { name: string; address: string; port: number } | undefined
 }
 
-const operationOf = (text: string) => /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? 'UNKNOWN'
+// A write that also writes its event (WITH changed AS (UPDATE …) INSERT …) is named by its first statement.
+const operationOf = (text: string) =>
+  (/^\s*WITH\s+\w+\s+AS\s*\(\s*(\w+)/i.exec(text) ?? /^\s*(\w+)/.exec(text))?.[1]?.toUpperCase() ?? 'UNKNOWN'
 
 export function instrumentDatabase(database: Database, { metrics, logger, target }: Instrumentation): Database {
   const log = logger?.child({ component: 'db' })

@@ -8,6 +8,7 @@ import { AuthEnvSchema } from '../../src/config/auth.ts'
 import { ConfigError, describeConfig, EnvSchema, parseConfig, readEnvironment } from '../../src/config/config.ts'
 import { DatabaseEnvSchema } from '../../src/config/database.ts'
 import { parseDuration } from '../../src/config/duration.ts'
+import { EventsEnvSchema } from '../../src/config/events.ts'
 import { LimitsEnvSchema } from '../../src/config/limits.ts'
 import { ObservabilityEnvSchema } from '../../src/config/observability.ts'
 import { formatProblems, type ProblemWording, problem } from '../../src/config/problems.ts'
@@ -49,6 +50,7 @@ describe('parseConfig', () => {
       books: { requireIfMatch: false },
       auth: { mode: 'none' },
       environment: 'development',
+      events: { nats: undefined, retentionMs: 604_800_000 },
       rateLimit: {
         max: 600,
         windowMs: 60_000,
@@ -491,6 +493,7 @@ describe('configuration sections', () => {
     AuthEnvSchema,
     LimitsEnvSchema,
     ApiEnvSchema,
+    EventsEnvSchema,
   ]
   const wording = (name: string) => EnvSchema.properties[name as keyof typeof EnvSchema.properties] as ProblemWording
 
@@ -546,6 +549,9 @@ describe('configuration sections', () => {
       'AUTH_JWT_PUBLIC_KEY',
       'DATABASE_URL',
       'DB_PASS',
+      'NATS_PASS',
+      'NATS_TOKEN',
+      'NATS_URL',
       'OTEL_EXPORTER_OTLP_HEADERS',
       'REDIS_URL',
     ])

@@ -97,6 +97,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the book events
+         * @description Every committed create, update and delete of a book, as server-sent events: `id:` is the event position and `data:` one CloudEvent 1.0 in JSON (`type` dev.myapp.book.created.v1, …updated.v1 or …deleted.v1; `subject` the book id; `bookversion` orders the events of one book). Without Last-Event-ID the stream starts at the oldest event kept (EVENTS_RETENTION, 7 days by default); with it, right after that event. Events appear once their transaction and every older one have ended, so a resumed stream has no gap. A comment line every 15 seconds (or half of SERVER_TIMEOUT_WRITE) keeps idle connections open.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1625,6 +1645,180 @@ export interface operations {
                      *       "status": 503,
                      *       "detail": "the database is unavailable; try again later",
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "the database is unavailable; try again later"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The id of the last event received: the stream goes on after it, with no gap and no repeat */
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream (text/event-stream); it stays open */
+            200: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description no-cache: a stream is never stored */
+                    "cache-control": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Unauthorized: a bearer token is required */
+            401: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "www-authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "a bearer token is required",
+                     *       "instance": "/v1/events",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "a bearer token is required"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the token lacks the books:read scope */
+            403: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "www-authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "the token lacks the books:read scope",
+                     *       "instance": "/v1/events",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "the token lacks the books:read scope"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity: request validation failed */
+            422: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unprocessable Entity",
+                     *       "status": 422,
+                     *       "detail": "request validation failed",
+                     *       "instance": "/v1/events",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "request validation failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: rate limit of 600 requests per 1 minute exceeded */
+            429: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description Seconds until the window resets */
+                    "retry-after": number;
+                    /** @description Requests allowed per window */
+                    "ratelimit-limit": number;
+                    /** @description Requests left in this window */
+                    "ratelimit-remaining": number;
+                    /** @description Seconds until the window resets */
+                    "ratelimit-reset": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit of 600 requests per 1 minute exceeded",
+                     *       "instance": "/v1/events",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "rate limit of 600 requests per 1 minute exceeded"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            431: components["responses"]["RequestHeaderFieldsTooLarge"];
+            /** @description Internal Server Error: internal server error */
+            500: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "internal server error",
+                     *       "instance": "/v1/events",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "internal server error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: the database is unavailable; try again later */
+            503: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description Seconds to wait before trying again */
+                    "retry-after": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; try again later",
+                     *       "instance": "/v1/events",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
                      *       "error": "the database is unavailable; try again later"
                      *     }

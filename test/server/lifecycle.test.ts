@@ -151,6 +151,7 @@ describe('server lifecycle', () => {
         '00003_create_idempotency_keys.sql',
         '00004_idempotency_response_version.sql',
         '00005_books_title_statistics.sql',
+        '00006_create_book_events.sql',
       ])
       running.child.kill('SIGTERM')
       assert.equal(await running.exit, 0)

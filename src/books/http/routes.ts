@@ -116,7 +116,7 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
         reply.header(page.total.exact ? 'x-total-count' : 'x-total-count-estimate', String(page.total.value))
       }
       reply.header('link', paginationLinks(PREFIX, query, pageTargets(query, page), LIST_PARAMETERS, PAGE_PARAMETERS))
-      return page.books
+      return page.books.map(({ book }) => book)
     },
   )
 

@@ -105,7 +105,7 @@ export function bookService(books: Books, { requireIfMatch }: { requireIfMatch: 
       if (result.outcome === 'invalid') throw invalidArgument(result.errors, LIST_FIELDS)
       const { page } = result
       return create(ListBooksResponseSchema, {
-        books: page.books.map((book) => toMessage({ book, version: 0 })),
+        books: page.books.map(toMessage),
         nextPageToken: page.next === undefined ? '' : encodeCursor(page.next),
       })
     },

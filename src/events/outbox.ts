@@ -1,0 +1,115 @@
+// The outbox SQL: what the relay and the feed read from book_events, and the retention sweep. The rows themselves
+// are inserted by the books' writes (src/books/repository.ts), in the same statement as the change.
+import type { Database, Queryable } from '../db/database.ts'
+import { type BookEvent, type EventRow, toCloudEvent } from './cloudevents.ts'
+
+// bigint and xid8 as text, which both drivers give exactly. The statements below order by the qualified columns:
+// a bare name would be this text, and sort "10" before "9".
+const EVENT_COLUMNS =
+  'position::text AS position, xid::text AS xid, id, type, book_id, book_version, occurred_at, traceparent, data'
+
+/** Rows deleted per statement, so that one sweep never holds many row locks at once. */
+const SWEEP_BATCH = 5000
+
+export const OUTBOX_SQL = {
+  // One relay at a time across replicas; the lock is the batch transaction's, so it goes with a crash.
+  lockRelay: "SELECT pg_try_advisory_xact_lock(hashtextextended('myapp:events-relay', 0)) AS locked",
+  // A relay that stops answering mid-batch (a hung process, a lost network) gives the lock up after this.
+  boundRelayBatch: "SELECT set_config('idle_in_transaction_session_timeout', '10s', true)",
+  unpublished: `SELECT ${EVENT_COLUMNS} FROM book_events
+     WHERE published_at IS NULL
+     ORDER BY book_events.position
+     LIMIT $1`,
+  // By position, never by range: a row below the last one read may have committed since, unpublished.
+  markPublished: 'UPDATE book_events SET published_at = now() WHERE position = ANY($1::bigint[])',
+  // Transaction ids below the oldest one still running are final: no event can appear among them any more, so a
+  // cursor that has passed them never misses one.
+  feedAfter: `SELECT ${EVENT_COLUMNS} FROM book_events
+     WHERE (xid, position) > ($1::text::xid8, $2::bigint)
+       AND xid < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY book_events.xid, book_events.position
+     LIMIT $3`,
+  cursorAt: 'SELECT xid::text AS xid, position::text AS position FROM book_events WHERE position = $1::bigint',
+  lockSweep: "SELECT pg_try_advisory_xact_lock(hashtextextended('myapp:events-sweep', 0)) AS locked",
+  // With a relay, an event is kept until published, however old.
+  deleteExpired: `DELETE FROM book_events
+     WHERE position IN (
+       SELECT position FROM book_events
+       WHERE occurred_at < now() - make_interval(secs => $1::double precision / 1000)
+         AND (published_at IS NOT NULL OR NOT $2::boolean)
+       ORDER BY position
+       LIMIT $3)
+     RETURNING position`,
+} as const
+
+/** A place in the feed: after the event of this transaction and position. */
+export interface FeedCursor {
+  xid: string
+  position: string
+}
+
+/** Before the oldest event. */
+export const FEED_START: FeedCursor = Object.freeze({ xid: '0', position: '0' })
+
+export interface FeedEntry {
+  position: string
+  event: BookEvent
+}
+
+export function createOutbox(database: Database) {
+  return {
+    /**
+     * Where a reader that last saw the event at `position` goes on from; the start when it saw none, or when that
+     * event is past the retention (the reader then gets every event still kept).
+     */
+    async cursorAfter(position: string | undefined): Promise<FeedCursor> {
+      if (position === undefined) return FEED_START
+      const [row] = await database.query<FeedCursor>(OUTBOX_SQL.cursorAt, [position])
+      return row ?? FEED_START
+    },
+
+    /** Up to `limit` events after `cursor`, in transaction order, and the cursor after them. */
+    async readAfter(cursor: FeedCursor, limit: number): Promise<{ entries: FeedEntry[]; cursor: FeedCursor }> {
+      const rows = await database.query<EventRow>(OUTBOX_SQL.feedAfter, [cursor.xid, cursor.position, limit])
+      const last = rows.at(-1)
+      return {
+        entries: rows.map((row) => ({ position: row.position, event: toCloudEvent(row) })),
+        cursor: last === undefined ? cursor : { xid: last.xid, position: last.position },
+      }
+    },
+
+    /**
+     * Deletes events older than `retentionMs` (with a relay, only published ones), in batches; how many, or
+     * undefined when another replica is sweeping.
+     */
+    sweep(retentionMs: number, { relayed }: { relayed: boolean }): Promise<number | undefined> {
+      return database.transaction(async (tx) => {
+        const [lock] = await tx.query<{ locked: boolean }>(OUTBOX_SQL.lockSweep)
+        if (lock?.locked !== true) return undefined
+        let deleted = 0
+        for (;;) {
+          const rows = await tx.query(OUTBOX_SQL.deleteExpired, [retentionMs, relayed, SWEEP_BATCH])
+          deleted += rows.length
+          if (rows.length < SWEEP_BATCH) return deleted
+        }
+      })
+    },
+  }
+}
+export type Outbox = ReturnType<typeof createOutbox>
+
+/** The relay's side of the outbox, inside its batch transaction. */
+export const relayBatch = {
+  /** Takes the relay lock for this transaction; false when another replica's relay holds it. */
+  async lock(tx: Queryable): Promise<boolean> {
+    const [lock] = await tx.query<{ locked: boolean }>(OUTBOX_SQL.lockRelay)
+    if (lock?.locked !== true) return false
+    await tx.query(OUTBOX_SQL.boundRelayBatch)
+    return true
+  },
+  unpublished: (tx: Queryable, limit: number): Promise<EventRow[]> =>
+    tx.query<EventRow>(OUTBOX_SQL.unpublished, [limit]),
+  async markPublished(tx: Queryable, positions: string[]): Promise<void> {
+    if (positions.length > 0) await tx.query(OUTBOX_SQL.markPublished, [positions])
+  },
+}
