@@ -17,7 +17,7 @@ import { parse } from 'yaml'
 import { describe } from '../helpers/describe.ts'
 import { REQUIRE_SERVICES } from '../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../helpers/service.ts'
-import { freePort } from '../helpers/tools.ts'
+import { freePort, underContainerScriptsLock } from '../helpers/tools.ts'
 import { ROOT, readmeVariables, SET_BY_COMPOSE } from './compose-files.ts'
 
 const exec = promisify(execFile)
@@ -40,7 +40,11 @@ async function findEngine(): Promise<Engine | string> {
       CONTAINERS_STORAGE_CONF: `${SHARED}storage.conf`,
       CONTAINERS_REGISTRIES_CONF: `${SHARED}registries.conf`,
     }
-    return { compose: ['bash', `${SHARED}compose.sh`], cli: 'podman', env: { ...process.env, ...settings } }
+    return {
+      compose: underContainerScriptsLock(['bash', `${SHARED}compose.sh`]),
+      cli: 'podman',
+      env: { ...process.env, ...settings },
+    }
   }
   if (
     await exec('docker', ['compose', 'version']).then(

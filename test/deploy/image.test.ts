@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import { describe } from '../helpers/describe.ts'
 import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from '../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../helpers/service.ts'
-import { freePort, programMissing } from '../helpers/tools.ts'
+import { freePort, programMissing, underContainerScriptsLock } from '../helpers/tools.ts'
 
 const run = promisify(execFile)
 const ROOT = new URL('../../', import.meta.url).pathname
@@ -36,7 +36,10 @@ describe('the production image', { skip }, () => {
   let port: number
   let base: string
   before(async () => {
-    if (existsSync(SHARED)) await run('bash', [`${SHARED}standin-images.sh`], { timeout: 300_000 })
+    if (existsSync(SHARED)) {
+      const [program, ...args] = underContainerScriptsLock(['bash', `${SHARED}standin-images.sh`])
+      await run(program as string, args, { timeout: 600_000 })
+    }
     await podman(['build', '--pull=never', '--target', 'prod', '-t', IMAGE, '-f', 'Dockerfile', '.'], 600_000)
     database = await createServerDatabase()
     port = await freePort()

@@ -28,7 +28,7 @@ import {
   throwawayPostgresMissing,
 } from '../helpers/throwaway-postgres.ts'
 import { enableTls, makeCertificates, opensslMissing, type TestCertificates } from '../helpers/tls-postgres.ts'
-import { freePort, programMissing } from '../helpers/tools.ts'
+import { freePort, programMissing, underContainerScriptsLock } from '../helpers/tools.ts'
 
 const run = promisify(execFile)
 const ROOT = new URL('../../', import.meta.url).pathname
@@ -85,7 +85,10 @@ describe('the dev overlay under podman kube play', { skip }, () => {
   let deployment: Manifest
 
   before(async () => {
-    if (existsSync(SHARED)) await run('bash', [`${SHARED}standin-images.sh`], { timeout: 300_000 })
+    if (existsSync(SHARED)) {
+      const [program, ...args] = underContainerScriptsLock(['bash', `${SHARED}standin-images.sh`])
+      await run(program as string, args, { timeout: 600_000 })
+    }
     await podman(['build', '--pull=never', '--target', 'prod', '-t', IMAGE, '-f', 'Dockerfile', '.'], 600_000)
     manifests = await render('overlays/dev')
 

@@ -77,3 +77,17 @@ export async function startPrometheus(targets: string[], ruleFiles: string[] = [
     stop: () => child.kill('SIGTERM'),
   }
 }
+
+/**
+ * The shared container scripts (../shared/container: the stand-in images, compose) install what they miss with
+ * apt-get, which takes one process at a time: test files that run them at once hold this lock, so the second waits
+ * instead of failing on dpkg's lock.
+ */
+export const CONTAINER_SCRIPTS_LOCK = '/tmp/myapp-container-scripts.lock'
+
+/** `argv` run under CONTAINER_SCRIPTS_LOCK (flock, util-linux). */
+export const underContainerScriptsLock = (argv: readonly string[]): string[] => [
+  'flock',
+  CONTAINER_SCRIPTS_LOCK,
+  ...argv,
+]
