@@ -85,9 +85,13 @@ export async function startPrometheus(targets: string[], ruleFiles: string[] = [
  */
 export const CONTAINER_SCRIPTS_LOCK = '/tmp/myapp-container-scripts.lock'
 
-/** `argv` run under CONTAINER_SCRIPTS_LOCK (flock, util-linux). */
+/**
+ * `argv` run under CONTAINER_SCRIPTS_LOCK (flock, util-linux). With --close the command does not inherit the lock:
+ * the containers a compose command starts outlive it, and would otherwise hold the lock for as long as they run.
+ */
 export const underContainerScriptsLock = (argv: readonly string[]): string[] => [
   'flock',
+  '--close',
   CONTAINER_SCRIPTS_LOCK,
   ...argv,
 ]
