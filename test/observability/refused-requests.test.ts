@@ -1,11 +1,11 @@
 // A request the pipeline refuses (401 from authentication, 429 from the rate limit, 503 from load shedding) is
 // still measured, traced and logged, each exactly once: observability comes first in the pipeline.
 import assert from 'node:assert/strict'
-import { createServer, type Server } from 'node:http'
 import { afterEach, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { describe } from '../helpers/describe.ts'
+import { attribute, type ExportedSpan, otlpReceiver, SERVER_KIND } from '../helpers/otlp-receiver.ts'
 import { startService, type TestService } from '../helpers/service.ts'
 
 const ISSUER = 'https://auth.test/'
@@ -48,43 +48,6 @@ function tally(statuses: number[]): Map<number, number> {
   const counts = new Map<number, number>()
   for (const status of statuses) counts.set(status, (counts.get(status) ?? 0) + 1)
   return counts
-}
-
-interface ExportedSpan {
-  traceId: string
-  spanId: string
-  parentSpanId?: string
-  name: string
-  kind: number
-  attributes: { key: string; value: Record<string, unknown> }[]
-}
-const SERVER_KIND = 2
-
-/** A minimal OTLP/HTTP JSON receiver collecting every span it is sent. */
-async function otlpReceiver(): Promise<{ url: string; spans: ExportedSpan[]; server: Server }> {
-  const spans: ExportedSpan[] = []
-  const server = createServer((request, response) => {
-    let body = ''
-    request.on('data', (chunk) => {
-      body += chunk
-    })
-    request.on('end', () => {
-      if (request.url === '/v1/traces') {
-        const payload = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: ExportedSpan[] }[] }[] }
-        for (const resource of payload.resourceSpans) {
-          for (const scope of resource.scopeSpans) spans.push(...scope.spans)
-        }
-      }
-      response.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, spans, server }
-}
-
-const attribute = (span: ExportedSpan, key: string) => {
-  const value = span.attributes.find((candidate) => candidate.key === key)?.value
-  return value === undefined ? undefined : Object.values(value)[0]
 }
 
 describe('a refused request is measured once', () => {

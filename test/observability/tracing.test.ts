@@ -1,51 +1,10 @@
 // Traces: a request carrying traceparent yields a SERVER span in that trace with a PostgreSQL CLIENT child,
 // exported over OTLP/HTTP to a receiver on 127.0.0.1; its log lines carry the trace id.
 import assert from 'node:assert/strict'
-import { createServer, type Server } from 'node:http'
 import { it } from 'node:test'
 import { describe } from '../helpers/describe.ts'
+import { attribute, otlpReceiver } from '../helpers/otlp-receiver.ts'
 import { BACKENDS, skipReason, startService } from '../helpers/service.ts'
-
-interface ExportedSpan {
-  traceId: string
-  spanId: string
-  parentSpanId?: string
-  name: string
-  kind: number
-  attributes: { key: string; value: Record<string, unknown> }[]
-}
-
-/** A minimal OTLP/HTTP JSON receiver collecting every span it is sent. */
-async function otlpReceiver(): Promise<{ url: string; spans: ExportedSpan[]; contentTypes: string[]; server: Server }> {
-  const spans: ExportedSpan[] = []
-  const contentTypes: string[] = []
-  const server = createServer((request, response) => {
-    let body = ''
-    request.on('data', (chunk) => {
-      body += chunk
-    })
-    request.on('end', () => {
-      contentTypes.push(String(request.headers['content-type']))
-      if (request.url === '/v1/traces') {
-        const payload = JSON.parse(body) as {
-          resourceSpans: { scopeSpans: { spans: ExportedSpan[] }[] }[]
-        }
-        for (const resource of payload.resourceSpans) {
-          for (const scope of resource.scopeSpans) spans.push(...scope.spans)
-        }
-      }
-      response.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  return { url: `http://127.0.0.1:${port}`, spans, contentTypes, server }
-}
-
-const attribute = (span: ExportedSpan, key: string) => {
-  const value = span.attributes.find((candidate) => candidate.key === key)?.value
-  return value === undefined ? undefined : Object.values(value)[0]
-}
 
 // Tests run one after another: the tracer provider is global to the process.
 for (const backend of BACKENDS) {

@@ -1,11 +1,11 @@
 // An RPC call is logged once (as 'call', never also as an HTTP 'request'), measured in rpc_server_duration_seconds
 // by method, protocol and code, and traced as a SERVER span that continues the caller's trace, on either port.
 import assert from 'node:assert/strict'
-import { createServer, type Server } from 'node:http'
 import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Code } from '@connectrpc/connect'
 import { describe } from '../helpers/describe.ts'
+import { attribute, CLIENT_KIND, type ExportedSpan, otlpReceiver, SERVER_KIND } from '../helpers/otlp-receiver.ts'
 import { bodyOf, jsonRequest, type LogRecord } from '../helpers/service.ts'
 import { bookClient, quickBackend, type RpcService, rpcFailure, startRpcService } from './clients.ts'
 
@@ -118,44 +118,6 @@ describe('RPC calls in the logs and the metrics', () => {
     assert.equal(call?.code, 'DEADLINE_EXCEEDED')
   })
 })
-
-interface ExportedSpan {
-  traceId: string
-  spanId: string
-  parentSpanId?: string
-  name: string
-  kind: number
-  attributes: { key: string; value: Record<string, unknown> }[]
-}
-const SERVER_KIND = 2
-const CLIENT_KIND = 3
-
-/** A minimal OTLP/HTTP JSON receiver collecting every span it is sent. */
-async function otlpReceiver(): Promise<{ url: string; spans: ExportedSpan[]; server: Server }> {
-  const spans: ExportedSpan[] = []
-  const server = createServer((request, response) => {
-    let body = ''
-    request.on('data', (chunk) => {
-      body += chunk
-    })
-    request.on('end', () => {
-      if (request.url === '/v1/traces') {
-        const payload = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: ExportedSpan[] }[] }[] }
-        for (const resource of payload.resourceSpans) {
-          for (const scope of resource.scopeSpans) spans.push(...scope.spans)
-        }
-      }
-      response.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, spans, server }
-}
-
-const attribute = (span: ExportedSpan, key: string) => {
-  const value = span.attributes.find((candidate) => candidate.key === key)?.value
-  return value === undefined ? undefined : Object.values(value)[0]
-}
 
 describe('RPC calls in traces', () => {
   let receiver: Awaited<ReturnType<typeof otlpReceiver>>
