@@ -50,9 +50,10 @@ function observe({ logger, metrics, traced }: RpcPipeline): Interceptor {
     const method = `${request.service.typeName}/${request.method.name}`
     const protocol = protocolOf(request.header.get('content-type'))
     // On the HTTP port the request's HTTP span is already current; on the gRPC port the caller's context is read
-    // from the metadata.
-    const parent =
-      trace.getSpan(context.active()) === undefined
+    // from the metadata. Only when tracing: an untraced call has no span to parent.
+    const parent = !traced
+      ? context.active()
+      : trace.getSpan(context.active()) === undefined
         ? propagation.extract(context.active(), Object.fromEntries(request.header))
         : context.active()
     const span: Span | undefined = traced
