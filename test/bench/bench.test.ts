@@ -72,10 +72,14 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     assert.deepEqual(Object.keys(rpcRuns), ['restRandom', 'restOneId', 'restOneIdH2load', 'grpc', 'connectBinary'])
     for (const [name, result] of Object.entries(rpcRuns)) httpRuns.push([`rpc: ${name}`, result])
     // h2load and wrk see a gRPC or Connect error as a 200 or a status code only: the service's own count decides.
+    // A tool that stops at the end of its time closes its connections with a call in flight on each: the service
+    // counts those as CANCELLED, and nothing else may be other than OK.
     for (const name of ['grpc', 'connectBinary']) {
       const run = rpcRuns[name] as HttpRun & { calls: Record<string, number> }
-      assert.deepEqual(Object.keys(run.calls), ['OK'], `${name}: every GetBook the service counted was OK`)
-      assert.ok((run.calls.OK ?? 0) >= run.requests, `${name}: the service counted the calls the tool made`)
+      const { OK = 0, CANCELLED = 0, ...others } = run.calls
+      assert.deepEqual(others, {}, `${name}: every GetBook the service counted was OK or cut off at the end`)
+      assert.ok(CANCELLED <= 4, `${name}: at most one call per connection (BENCH_CONNECTIONS=4) was cut off`)
+      assert.ok(OK >= run.requests, `${name}: the service counted the calls the tool made`)
     }
     for (const [name, result] of httpRuns) {
       assert.ok(result.requests > 0, `${name}: requests were made`)

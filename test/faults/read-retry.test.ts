@@ -1,6 +1,6 @@
 // A read whose backend is terminated mid-query is retried once on a fresh connection; a write is not.
 import assert from 'node:assert/strict'
-import { after, before, it } from 'node:test'
+import { after, afterEach, before, beforeEach, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import postgres from 'postgres'
 import { parseConfig } from '../../src/config/config.ts'
@@ -24,12 +24,17 @@ describe('statements interrupted by a terminated backend', {
   let admin: postgres.Sql
   before(async () => {
     server = await createServerDatabase()
-    database = await openDatabase(parseConfig({ DATABASE_URL: server.url }).database, createLogger('silent'))
-    await createMigrator(database).up()
     admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} })
   })
-  after(async () => {
+  // A pool per test: a connection terminated by one test may still be closing when the next one starts.
+  beforeEach(async () => {
+    database = await openDatabase(parseConfig({ DATABASE_URL: server.url }).database, createLogger('silent'))
+    await createMigrator(database).up()
+  })
+  afterEach(async () => {
     await database?.close()
+  })
+  after(async () => {
     await admin?.end()
     await server?.drop()
   })
@@ -59,13 +64,9 @@ describe('statements interrupted by a terminated backend', {
   })
 
   it('when a write loses its backend, then the error reaches the caller (it may have committed)', async () => {
-    const insert = () =>
-      database.query(
-        "INSERT INTO books (id, created_at, updated_at, title, author, published_date) VALUES ('01900000-0000-7000-8000-000000000001', now(), now(), 'T', 'A', '2000-01-01') ON CONFLICT (id) DO NOTHING",
-      )
-    // Set-up only: the previous test's terminated connection may still be closing in the pool, and a write is
-    // never retried by the service, so the test retries its own idempotent set-up once.
-    await insert().catch(insert)
+    await database.query(
+      "INSERT INTO books (id, created_at, updated_at, title, author, published_date) VALUES ('01900000-0000-7000-8000-000000000001', now(), now(), 'T', 'A', '2000-01-01') ON CONFLICT (id) DO NOTHING",
+    )
     const write = database.query(
       "UPDATE books SET title = title WHERE pg_sleep(0.5) IS NOT NULL AND 'marker_write_retry' <> '' RETURNING id",
     )
