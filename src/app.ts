@@ -192,6 +192,7 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
         port: grpcPort,
         resources: [...services, health, reflection],
         pipeline: rpc,
+        readMaxBytes: server.bodyLimit,
       })
       logger.info({ port: grpc.port }, 'gRPC listening')
     })

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Access } from '../../auth/access.ts'
 import { CLIENT_ADDRESS } from '../toolkit/calls.ts'
 import type { RpcResource } from '../toolkit/resource.ts'
+import { grpcUnaryHandler } from './grpc-unary.ts'
 import { interceptors, type RpcPipeline } from './interceptors.ts'
 
 /** Every method's declared access, by procedure path; a method without one stops the app from starting. */
@@ -75,13 +76,27 @@ export async function startGrpcServer(options: {
   port: number
   resources: readonly RpcResource[]
   pipeline: RpcPipeline
+  /** The largest request message in bytes: SERVER_BODY_LIMIT, as on the HTTP port. */
+  readMaxBytes: number
 }): Promise<GrpcServer> {
-  const handler = connectNodeAdapter({
-    routes: routesOf(options.resources),
-    interceptors: interceptors(options.pipeline),
-    contextValues: (request) => createContextValues().set(CLIENT_ADDRESS, request.socket.remoteAddress ?? ''),
+  const contextValues = (request: { socket: { remoteAddress?: string | undefined } }) =>
+    createContextValues().set(CLIENT_ADDRESS, request.socket.remoteAddress ?? '')
+  const stages = interceptors(options.pipeline)
+  const unary = grpcUnaryHandler({
+    resources: options.resources,
+    interceptors: stages,
+    readMaxBytes: options.readMaxBytes,
+    contextValues,
   })
-  const server: Http2Server = createServer(handler)
+  const connect = connectNodeAdapter({
+    routes: routesOf(options.resources),
+    interceptors: stages,
+    readMaxBytes: options.readMaxBytes,
+    contextValues,
+  })
+  const server: Http2Server = createServer((request, response) => {
+    if (!unary(request, response)) connect(request, response)
+  })
   const sessions = new Set<ServerHttp2Session>()
   server.on('session', (session) => {
     sessions.add(session)
