@@ -185,9 +185,15 @@ function readBody(request: Http2ServerRequest, readMaxBytes: number): Promise<Bu
         }
       }
     }
-    const gone = () => reject(new ConnectError('the client cancelled the call', Code.Canceled))
+    let ended = false
+    const gone = () => {
+      if (!ended) reject(new ConnectError('the client cancelled the call', Code.Canceled))
+    }
     request.on('data', onData)
-    request.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)))
+    request.once('end', () => {
+      ended = true
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size))
+    })
     // A stream reset before its end ends nothing: without these the call would wait for ever.
     request.once('error', gone)
     request.once('close', gone)
