@@ -1,14 +1,17 @@
-// npm run openapi: writes openapi.yaml and the TypeScript types generated from it (test/generated/openapi.ts).
+// npm run openapi: writes the API documents, openapi.yaml with the TypeScript types generated from it
+// (test/generated/openapi.ts), and the events' asyncapi.yaml.
 import { writeFileSync } from 'node:fs'
 import openapiTS, { astToString } from 'openapi-typescript'
 import { buildApp } from '../src/app.ts'
 import { parseConfig } from '../src/config/config.ts'
 import type { Database } from '../src/db/database.ts'
+import { ASYNCAPI } from '../src/events/http/asyncapi.ts'
 import { createLogger } from '../src/logger.ts'
 import { createMetrics } from '../src/observability/metrics.ts'
 
 export const OPENAPI_YAML = new URL('../openapi.yaml', import.meta.url)
 export const OPENAPI_TYPES = new URL('../test/generated/openapi.ts', import.meta.url)
+export const ASYNCAPI_YAML = new URL('../asyncapi.yaml', import.meta.url)
 
 // The document comes from the route schemas alone: building it runs no query.
 const noDatabase: Database = {
@@ -45,5 +48,7 @@ if (import.meta.main) {
   const { yaml, types } = await generateOpenApi()
   writeFileSync(OPENAPI_YAML, yaml)
   writeFileSync(OPENAPI_TYPES, types)
-  console.log(`wrote ${OPENAPI_YAML.pathname} and ${OPENAPI_TYPES.pathname}`)
+  // Made from the event schemas alone, as the service serves it.
+  writeFileSync(ASYNCAPI_YAML, ASYNCAPI.yaml)
+  console.log(`wrote ${OPENAPI_YAML.pathname}, ${OPENAPI_TYPES.pathname} and ${ASYNCAPI_YAML.pathname}`)
 }

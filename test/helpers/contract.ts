@@ -22,7 +22,7 @@ addFormats.default(ajv)
 ajv.addSchema(document as object, 'openapi')
 
 // The document itself and its docs page are served but deliberately not described by it.
-const UNDESCRIBED = /^\/(openapi\.(json|yaml)|docs)(\/|$)/
+const UNDESCRIBED = /^\/((open|async)api\.(json|yaml)|docs)(\/|$)/
 
 const escapePointer = (part: string) => part.replaceAll('~', '~0').replaceAll('/', '~1')
 

@@ -75,7 +75,8 @@ describe('the OpenAPI document', () => {
     )
     const served = new Set<string>()
     for (const { path, methods } of routerRoutes(service.app.printRoutes({ commonPrefix: false }))) {
-      if (path.startsWith('/docs') || path.startsWith('/openapi.')) continue
+      // The documents themselves: the AsyncAPI one describes the events, not routes.
+      if (path.startsWith('/docs') || path.startsWith('/openapi.') || path.startsWith('/asyncapi.')) continue
       // RPC procedures are the .proto's to describe (proto/books/v1/books.proto), not this document's.
       if (RPC_PROCEDURES.has(path)) continue
       for (const method of methods.filter((name) => METHODS.includes(name) && name !== 'HEAD')) {

@@ -13,7 +13,8 @@ import { ERROR_MESSAGE } from '../../schema/keywords.ts'
 import type { FeedCursor, Outbox } from '../outbox.ts'
 
 export const PREFIX = '/v1/events'
-const READ = requiresScope('books:read')
+/** Who may read the feed; the AsyncAPI document shows it too. */
+export const FEED_ACCESS = requiresScope('books:read')
 /** Events read, and written to the client, at once. */
 const BATCH = 100
 
@@ -87,7 +88,7 @@ export const eventsRoutes: FastifyPluginAsyncTypebox<{ outbox: Outbox; timing: F
   app.get(
     '/',
     {
-      config: { access: READ },
+      config: { access: FEED_ACCESS },
       exposeHeadRoute: false,
       schema: {
         operationId: 'streamEvents',
@@ -99,7 +100,8 @@ export const eventsRoutes: FastifyPluginAsyncTypebox<{ outbox: Outbox; timing: F
           'Last-Event-ID the stream starts at the oldest event kept (EVENTS_RETENTION, 7 days by default); with ' +
           'it, right after that event. Events appear once their transaction and every older one have ended, so a ' +
           'resumed stream has no gap. A comment line every 15 seconds (or half of SERVER_TIMEOUT_WRITE) keeps ' +
-          'idle connections open.',
+          'idle connections open. The events themselves, one schema per type, are described by the AsyncAPI ' +
+          'document (/asyncapi.json, channel bookFeed).',
         tags: ['events'],
         headers: LastEventId,
         response: {
