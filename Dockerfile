@@ -7,8 +7,10 @@ WORKDIR /app
 
 FROM base AS build
 COPY package.json package-lock.json ./
-# No install scripts: the build needs only esbuild, whose binary comes in its platform package.
-RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY patches ./patches
+# No install scripts: the build needs only esbuild, whose binary comes in its platform package, and the project's
+# patches of its dependencies (patches/, applied by npm ci's postinstall elsewhere), applied here by name.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npx patch-package
 COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
@@ -16,6 +18,7 @@ RUN npm run build
 FROM base AS dev
 ENV NODE_ENV=development
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY . .
 USER node
