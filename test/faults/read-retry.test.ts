@@ -75,4 +75,32 @@ describe('statements interrupted by a terminated backend', {
       ['57P01', 'CONNECTION_CLOSED'].includes(String(error.code)),
     )
   })
+
+  // postgres.js 3.4.9 wrote its ROLLBACK to the closed socket from a timer, and the TypeError ended the process;
+  // patches/postgres+3.4.9.patch fails the transaction instead.
+  it('when a transaction loses its backend, then the transaction fails, the process lives and the next one commits', async () => {
+    const uncaught: unknown[] = []
+    const record = (error: unknown) => uncaught.push(error)
+    process.on('uncaughtException', record)
+    try {
+      const work = database.transaction(async (tx) => {
+        await tx.query('SELECT 1')
+        await tx.query('SELECT pg_sleep(0.5)::text AS marker_transaction_retry')
+      })
+      assert.equal(await terminateWhenRunning('marker_transaction_retry'), 1)
+      await assert.rejects(work, (error: { code?: string }) =>
+        ['57P01', 'CONNECTION_CLOSED'].includes(String(error.code)),
+      )
+      // Past the circuit breaker's half second, which the lost connection opened.
+      await sleep(600)
+      assert.deepEqual(uncaught, [])
+      const committed = await database.transaction((tx) => tx.query<{ n: number }>('SELECT 2 AS n'))
+      assert.deepEqual(
+        committed.map((row) => row.n),
+        [2],
+      )
+    } finally {
+      process.off('uncaughtException', record)
+    }
+  })
 })
