@@ -15,7 +15,7 @@ import {
 import { type HttpResult, measureHttp, type WrkOptions } from './load.ts'
 import { freePort } from './ports.ts'
 import { type Server, startServer } from './processes.ts'
-import type { Results } from './report.ts'
+import type { Results, Target } from './report.ts'
 import type { Settings } from './settings.ts'
 
 /** The production build, as the image runs it (npm run build; the harness builds it first). */
@@ -40,6 +40,8 @@ export interface Context {
   bareEnv(databaseUrl: string): Record<string, string>
   /** Starts `script` on a free port and waits until /readyz answers; stopped by `stop` or at the end of the run. */
   start(name: string, script: string, env: Record<string, string>): Promise<Server>
+  /** Where `start` writes the output of the server it started under `name`. */
+  logFile(name: string): string
   stop(server: Server): Promise<void>
   /** One wrk run of a scenario (bench/scenario.lua) against the server, after the warm-up. */
   drive(
@@ -83,12 +85,13 @@ export async function openContext(settings: Settings, startedAt: Date): Promise<
         script,
         port,
         env: { ...env, SERVER_PORT: String(port), PORT: String(port) },
-        logFile: join(workDir, `${name.replace(/\W+/g, '-')}.log`),
+        logFile: context.logFile(name),
         readyPath: '/readyz',
       })
       servers.push(server)
       return server
     },
+    logFile: (name) => join(workDir, `${name.replace(/\W+/g, '-')}.log`),
     async stop(server) {
       await server.stop()
       servers.splice(servers.indexOf(server), 1)
@@ -135,6 +138,10 @@ export interface Section {
   /** Programs the section needs beyond wrk, pgbench and psql, each with how to install it. */
   tools?: [program: string, install: string][]
   run(context: Context, results: Readonly<Results>): Promise<Partial<Results>>
+  /** Targets of the section's results that bench/report.ts does not declare, listed after its own. */
+  targets?(results: Readonly<Results>): Target[]
+  /** The section's tables for the report, as markdown lines, after bench/report.ts's. */
+  report?(results: Readonly<Results>): string[]
 }
 
 /** `list` started `round - 1` places further along, so that no entry always runs first or last. */

@@ -10,6 +10,8 @@ export interface Settings {
   coldStarts: number
   idleSeconds: number
   output: string
+  /** Creates per second of the events section's relay lag. */
+  eventsRate: number
   /** Table sizes of the lists section, smallest first. */
   listSizes: number[]
   /** Sections to run, in the plan's order; empty: all. */
@@ -23,6 +25,8 @@ export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
       `BENCH_LIST_SIZES must name two or more table sizes, e.g. 10000,1000000 (got ${env.BENCH_LIST_SIZES})`,
     )
   }
+  const eventsRate = Number(env.BENCH_EVENTS_RATE ?? 1000)
+  if (!(eventsRate > 0)) throw new Error(`BENCH_EVENTS_RATE must be a positive rate (got ${env.BENCH_EVENTS_RATE})`)
   return {
     adminUrl: env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     seconds: Number(env.BENCH_SECONDS ?? 8),
@@ -33,6 +37,7 @@ export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
     coldStarts: Number(env.BENCH_COLD_STARTS ?? 5),
     idleSeconds: Number(env.BENCH_IDLE_SECONDS ?? 2),
     output: env.BENCH_OUTPUT ?? 'bench/results',
+    eventsRate,
     listSizes: listSizes.sort((a, b) => a - b),
     only: (env.BENCH_ONLY ?? '')
       .split(',')

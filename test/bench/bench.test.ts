@@ -16,6 +16,7 @@ const skip =
   programMissing('/usr/bin/wrk', 'apt-get install wrk') ||
   programMissing('/usr/bin/pgbench', 'apt-get install postgresql-client') ||
   programMissing('/usr/bin/h2load', 'apt-get install nghttp2-client') ||
+  programMissing('/usr/sbin/nats-server', 'apt-get install nats-server') ||
   (await postgresServerUnavailable()) ||
   false
 
@@ -25,9 +26,13 @@ interface HttpRun {
   non2xx: number
   requestsPerSecond: number
 }
+interface PgbenchRun {
+  transactionsPerSecond: number
+  failed: number
+}
 
 describe('the benchmark (npm run bench)', { skip }, () => {
-  it('when run briefly, then every section, scenario, baseline and list variant is reported without a failed request', async () => {
+  it('when run briefly, then every section, scenario, baseline and list variant is reported without a failed request, and every event arrives', async () => {
     const output = mkdtempSync(join(tmpdir(), 'myapp-bench-test-'))
     const { stdout } = await run(process.execPath, ['bench/run.ts'], {
       env: {
@@ -81,12 +86,27 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       assert.ok(CANCELLED <= 4, `${name}: at most one call per connection (BENCH_CONNECTIONS=4) was cut off`)
       assert.ok(OK >= run.requests, `${name}: the service counted the calls the tool made`)
     }
+    assert.deepEqual(Object.keys(results.events.creates), [
+      'bareWithEvent',
+      'bareWithoutEvent',
+      'service',
+      'serviceRelayed',
+    ])
+    for (const [name, result] of Object.entries<HttpRun>(results.events.creates))
+      httpRuns.push([`events: ${name}`, result])
+    for (const [name, result] of Object.entries<PgbenchRun>(results.events.pgbench)) {
+      assert.ok(result.transactionsPerSecond > 0, `events: pgbench ${name} ran`)
+      assert.equal(result.failed, 0, `events: pgbench ${name} failed transactions`)
+    }
+    assertRelayLagReported(results.events.lag.fixedRate, 1000)
+    const half = Math.round(results.events.creates.serviceRelayed.requestsPerSecond / 2)
+    assertRelayLagReported(results.events.lag.halfMaximum, half)
     for (const [name, result] of httpRuns) {
       assert.ok(result.requests > 0, `${name}: requests were made`)
       assert.equal(result.errors, 0, `${name}: transport errors`)
       assert.equal(result.non2xx, 0, `${name}: answers outside 2xx`)
     }
-    assert.deepEqual(results.sections, ['scenarios', 'features', 'rate', 'pools', 'rpc', 'startup', 'lists'])
+    assert.deepEqual(results.sections, ['scenarios', 'features', 'rate', 'pools', 'rpc', 'events', 'startup', 'lists'])
     assert.deepEqual(Object.keys(results.features), [
       'all features on',
       'all features off',
@@ -103,8 +123,9 @@ describe('the benchmark (npm run bench)', { skip }, () => {
 
     assertListsReported(results.lists, [2000, 4000])
 
-    // 8 targets of the service's overhead, 4 of its pools, 1 of gRPC, 1 of list throughput, 1 per list variant.
-    assert.equal(results.targets.length, 8 + 4 + 1 + 1 + 6)
+    // 8 targets of the service's overhead, 4 of its pools, 1 of gRPC, 1 of list throughput, 1 per list variant, 1 of
+    // the outbox.
+    assert.equal(results.targets.length, 8 + 4 + 1 + 1 + 6 + 1)
     for (const target of results.targets) assert.equal(typeof target.met, 'boolean', target.name)
     assert.match(
       stdout,
@@ -115,6 +136,11 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       /\| read by id, service, DB_POOL_READS=1 \/ bare node:http, reads on 1 connection, writes on 9 \| [\d.]+ \| ≥ 0\.6 \| (yes|NO) \|/,
     )
     assert.match(stdout, /\| gRPC GetBook \/ REST read \(same id\) \| [\d.]+ \| ≥ 1 \| (yes|NO) \|/)
+    assert.match(
+      stdout,
+      /\| create with its outbox event \/ without it \(bare node:http, same driver\) \| [\d.]+ \| ≥ 0\.85 \| (yes|NO) \|/,
+    )
+    assert.match(stdout, /\| 1000 \| \d+ \| \d+ \| 1000 of 1000 \/ 1000 \/ 0 \| \d+ \([\d.]+\) \| \d+ \|/)
     assert.match(
       stdout,
       /\| list \(default page, 2000 books\) \/ 516 req\/s before cursors \(100,000 books\) \| [\d.]+ \| ≥ 5 \|/,
@@ -136,10 +162,51 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     assert.equal(failed.code, 1)
     assert.match(
       failed.stderr,
-      /BENCH_ONLY: no section nonsense; the sections: scenarios, features, rate, pools, rpc, startup, lists/,
+      /BENCH_ONLY: no section nonsense; the sections: scenarios, features, rate, pools, rpc, events, startup, lists/,
     )
   })
 })
+
+interface Spread {
+  p50: number
+  p99: number
+  max: number
+}
+interface RelayLag {
+  targetRate: number
+  scheduled: number
+  acknowledged: number
+  errors: number
+  non201: number
+  achievedRate: number
+  receivedRate: number
+  received: number
+  missing: number
+  duplicates: number
+  others: number
+  createMs: Spread
+  lagMs: Spread
+  lagFromEventTimeMs: Spread
+  serviceErrors: { http: number; database: number; publish: number; logged: number }
+}
+
+/**
+ * Every create sent at the fixed rate was acknowledged, the service counted and logged no failure, and each
+ * acknowledged create's event arrived once, none of another; lags are reported, whatever they are.
+ */
+function assertRelayLagReported(lag: RelayLag, rate: number) {
+  assert.equal(lag.targetRate, rate)
+  assert.equal(lag.scheduled, rate, 'BENCH_SECONDS=1')
+  assert.equal(lag.errors + lag.non201, 0, 'every create was answered 201')
+  assert.equal(lag.acknowledged, lag.scheduled)
+  assert.deepEqual(lag.serviceErrors, { http: 0, database: 0, publish: 0, logged: 0 }, 'the service counted no failure')
+  assert.equal(lag.received, lag.acknowledged, 'an event for every acknowledged create')
+  assert.deepEqual([lag.missing, lag.duplicates, lag.others], [0, 0, 0], 'none missing, repeated or foreign')
+  assert.ok(lag.achievedRate > 0 && lag.receivedRate > 0, 'the rates achieved')
+  for (const [name, spread] of Object.entries({ create: lag.createMs, lag: lag.lagMs, time: lag.lagFromEventTimeMs })) {
+    assert.ok(Number.isFinite(spread.p50) && spread.p99 >= spread.p50 && spread.max >= spread.p99, name)
+  }
+}
 
 interface ListTiming {
   url: string
