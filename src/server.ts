@@ -73,7 +73,13 @@ async function main(): Promise<void> {
 
   const app = await buildApp({ config, database, logger, metrics })
   await app.listen({ host: config.server.host, port: config.server.port })
-  const events = startEventsBackground({ config: config.events, database, logger })
+  const events = startEventsBackground({
+    config: config.events,
+    database,
+    logger,
+    metrics: config.metrics.enabled ? metrics : undefined,
+    traced: tracing !== undefined,
+  })
   // Pending migrations are only a warning here (the migrate Job applies them), so the check does not hold up
   // serving; it runs once the server listens.
   if (config.database.kind === 'postgres' && !config.database.migrateOnStart) {

@@ -1,6 +1,7 @@
 // The outbox SQL: what the relay and the feed read from book_events, and the retention sweep. The rows themselves
 // are inserted by the books' writes (src/books/repository.ts), in the same statement as the change.
 import type { Database, Queryable } from '../db/database.ts'
+import type { OutboxBacklog } from '../observability/metrics.ts'
 import { type BookEvent, type EventRow, toCloudEvent } from './cloudevents.ts'
 
 // bigint and xid8 as text, which both drivers give exactly. The statements below order by the qualified columns:
@@ -10,13 +11,19 @@ const EVENT_COLUMNS =
 
 /** Rows deleted per statement, so that one sweep never holds many row locks at once. */
 const SWEEP_BATCH = 5000
+/** Where the counted depth stops, so that a scrape's cost stays bounded however long a backlog grows. */
+export const DEPTH_BOUND = 100_000
 
 export const OUTBOX_SQL = {
   // One relay at a time across replicas; the lock is the batch transaction's, so it goes with a crash.
   lockRelay: "SELECT pg_try_advisory_xact_lock(hashtextextended('myapp:events-relay', 0)) AS locked",
   // A relay that stops answering mid-batch (a hung process, a lost network) gives the lock up after this.
   boundRelayBatch: "SELECT set_config('idle_in_transaction_session_timeout', '10s', true)",
-  unpublished: `SELECT ${EVENT_COLUMNS} FROM book_events
+  // Each with how long it has waited so far, by the clock that set occurred_at (the database's): the relay adds its
+  // own elapsed time to that, so no skew between the two hosts' clocks enters the lag.
+  unpublished: `SELECT ${EVENT_COLUMNS},
+       extract(epoch FROM clock_timestamp() - occurred_at)::float8 AS waited_seconds
+     FROM book_events
      WHERE published_at IS NULL
      ORDER BY book_events.position
      LIMIT $1`,
@@ -29,6 +36,14 @@ export const OUTBOX_SQL = {
        AND xid < pg_snapshot_xmin(pg_current_snapshot())
      ORDER BY book_events.xid, book_events.position
      LIMIT $3`,
+  // What a scrape reads, both parts from the partial index on the unpublished rows. The age is that of the first in
+  // position order: the one the relay publishes next, and so the one it is stuck on when it is.
+  backlog: `SELECT
+       (SELECT count(*)::int FROM (
+          SELECT FROM book_events WHERE published_at IS NULL ORDER BY book_events.position LIMIT $1
+        ) AS unpublished) AS depth,
+       coalesce((SELECT extract(epoch FROM clock_timestamp() - occurred_at)::float8 FROM book_events
+          WHERE published_at IS NULL ORDER BY book_events.position LIMIT 1), 0) AS oldest_age_seconds`,
   cursorAt: 'SELECT xid::text AS xid, position::text AS position FROM book_events WHERE position = $1::bigint',
   lockSweep: "SELECT pg_try_advisory_xact_lock(hashtextextended('myapp:events-sweep', 0)) AS locked",
   // With a relay, an event is kept until published, however old.
@@ -50,6 +65,11 @@ export interface FeedCursor {
 
 /** Before the oldest event. */
 export const FEED_START: FeedCursor = Object.freeze({ xid: '0', position: '0' })
+
+/** An unpublished row, and how long it has waited so far (seconds). */
+export interface UnpublishedRow extends EventRow {
+  waited_seconds: number
+}
 
 export interface FeedEntry {
   position: string
@@ -76,6 +96,14 @@ export function createOutbox(database: Database) {
         entries: rows.map((row) => ({ position: row.position, event: toCloudEvent(row) })),
         cursor: last === undefined ? cursor : { xid: last.xid, position: last.position },
       }
+    },
+
+    /** How many events wait for the relay (up to DEPTH_BOUND), and how long the oldest has. */
+    async backlog(): Promise<OutboxBacklog> {
+      const [row] = await database.query<{ depth: number; oldest_age_seconds: number }>(OUTBOX_SQL.backlog, [
+        DEPTH_BOUND,
+      ])
+      return { depth: row?.depth ?? 0, oldestAgeSeconds: row?.oldest_age_seconds ?? 0 }
     },
 
     /**
@@ -107,8 +135,8 @@ export const relayBatch = {
     await tx.query(OUTBOX_SQL.boundRelayBatch)
     return true
   },
-  unpublished: (tx: Queryable, limit: number): Promise<EventRow[]> =>
-    tx.query<EventRow>(OUTBOX_SQL.unpublished, [limit]),
+  unpublished: (tx: Queryable, limit: number): Promise<UnpublishedRow[]> =>
+    tx.query<UnpublishedRow>(OUTBOX_SQL.unpublished, [limit]),
   async markPublished(tx: Queryable, positions: string[]): Promise<void> {
     if (positions.length > 0) await tx.query(OUTBOX_SQL.markPublished, [positions])
   },

@@ -3,22 +3,38 @@
 // across replicas: each batch runs in a transaction that holds an advisory lock, reads the oldest unpublished rows,
 // publishes them one after another (a failed one stops the batch, so nothing overtakes it), and marks those
 // acknowledged. With NATS unreachable the writes go on; the rows wait, and flow once it is back.
+//
+// Observed: each failed attempt to reach NATS or publish is counted by reason, each published event's lag is
+// measured, and with tracing on each publish is a PRODUCER span, a child of the request that made the change.
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type JetStreamClient, jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream'
+import {
+  JetStreamApiError,
+  type JetStreamClient,
+  JetStreamError,
+  jetstream,
+  jetstreamManager,
+  StorageType,
+} from '@nats-io/jetstream'
 import {
   type ConnectionOptions,
   connect,
   credsAuthenticator,
+  errors,
   headers,
   type NatsConnection,
   nanos,
 } from '@nats-io/transport-node'
+import { context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { suppressTracing } from '@opentelemetry/core'
 import type { EventsConfig } from '../config/events.ts'
 import type { Database } from '../db/database.ts'
 import type { Logger } from '../logger.ts'
-import { type EventRow, subjectOf, toCloudEvent } from './cloudevents.ts'
-import { relayBatch } from './outbox.ts'
+import type { Metrics } from '../observability/metrics.ts'
+import { tracer } from '../observability/tracing.ts'
+import { subjectOf, toCloudEvent } from './cloudevents.ts'
+import { relayBatch, type UnpublishedRow } from './outbox.ts'
+import { contextOf, traceparentOf } from './trace-context.ts'
 
 export const STREAM = 'BOOKS'
 export const STREAM_SUBJECTS = ['books.>']
@@ -45,6 +61,10 @@ export interface RelayOptions {
   database: Database
   nats: NatsSettings
   logger: Logger
+  /** Where publish errors and the relay lag go (the app's metrics). */
+  metrics?: Metrics | undefined
+  /** Trace each publish as a PRODUCER span (tracing is on). */
+  traced?: boolean | undefined
   /** Told after each batch that published something, once committed. */
   onBatch?(batch: RelayedBatch): void
 }
@@ -70,7 +90,58 @@ export function connectionOptions(nats: NatsSettings): ConnectionOptions {
 
 const isStreamNotFound = (error: unknown) => /stream not found/i.test(String((error as Error)?.message))
 
-export function startRelay({ database, nats, logger, onBatch }: RelayOptions): Relay {
+/** Why an attempt to reach NATS or publish failed: the label values of events_publish_errors_total. */
+export const PUBLISH_ERROR_REASONS = ['unreachable', 'timeout', 'refused', 'other'] as const
+export type PublishErrorReason = (typeof PUBLISH_ERROR_REASONS)[number]
+
+/** The reason of `error`, or else of its causes (JetStream wraps a "no responders" answer, for one). */
+export function publishErrorReason(error: unknown, depth = 0): PublishErrorReason {
+  const reason = ownReason(error)
+  if (reason !== 'other' || depth === 3 || !(error instanceof Error)) return reason
+  return error.cause === undefined ? reason : publishErrorReason(error.cause, depth + 1)
+}
+
+function ownReason(error: unknown): PublishErrorReason {
+  if (error instanceof errors.TimeoutError) return 'timeout'
+  if (
+    error instanceof errors.ConnectionError ||
+    error instanceof errors.ClosedConnectionError ||
+    error instanceof errors.DrainingConnectionError
+  ) {
+    return 'unreachable'
+  }
+  // A request's own failure says only in its message that the connection went; no responders means no stream
+  // (or no JetStream) took the subject.
+  if (error instanceof errors.RequestError) {
+    if (error.isNoResponders()) return 'refused'
+    return /connection (closed|disconnected)/i.test(error.message) ? 'unreachable' : 'other'
+  }
+  // JetStream answered no: a stream limit, a wrong stream, no permission.
+  if (
+    error instanceof JetStreamApiError ||
+    error instanceof JetStreamError ||
+    error instanceof errors.PermissionViolationError ||
+    error instanceof errors.AuthorizationError
+  ) {
+    return 'refused'
+  }
+  return 'other'
+}
+
+// The messaging and CloudEvents semantic conventions, written out: the package has them only among its incubating
+// names, which may change in any release.
+const ATTRIBUTES = {
+  system: 'messaging.system',
+  systemName: 'messaging.system.name',
+  destination: 'messaging.destination.name',
+  operationName: 'messaging.operation.name',
+  operationType: 'messaging.operation.type',
+  messageId: 'messaging.message.id',
+  eventType: 'cloudevents.event_type',
+  eventSubject: 'cloudevents.event_subject',
+} as const
+
+export function startRelay({ database, nats, logger, metrics, traced = false, onBatch }: RelayOptions): Relay {
   const log = logger.child({ component: 'events-relay' })
   const stopping = new AbortController()
   let connection: NatsConnection | undefined
@@ -78,14 +149,28 @@ export function startRelay({ database, nats, logger, onBatch }: RelayOptions): R
   let connected = false
   let streamReady = false
 
+  for (const reason of PUBLISH_ERROR_REASONS) metrics?.eventsPublishErrors.inc({ reason }, 0)
+  /** Runs one step that talks to NATS, counting its failure. */
+  async function counted<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step()
+    } catch (error) {
+      metrics?.eventsPublishErrors.inc({ reason: publishErrorReason(error) })
+      throw error
+    }
+  }
+
   async function connectNats() {
-    const nc = await connect(connectionOptions(nats))
+    const nc = await counted(() => connect(connectionOptions(nats)))
     connection = nc
     js = jetstream(nc)
     connected = true
     void (async () => {
       for await (const status of nc.status()) {
         if (status.type === 'disconnect') connected = false
+        // One per attempt to get the connection back: the first stands for the loss, each later one for a failed
+        // try. (Attempts before the first connection fail connect() itself, counted there.)
+        if (status.type === 'reconnecting') metrics?.eventsPublishErrors.inc({ reason: 'unreachable' })
         if (status.type === 'reconnect') {
           connected = true
           // The server may have come back without the stream.
@@ -101,36 +186,75 @@ export function startRelay({ database, nats, logger, onBatch }: RelayOptions): R
   }
 
   async function ensureStream() {
-    const jsm = await jetstreamManager(connection as NatsConnection)
-    try {
-      await jsm.streams.info(STREAM)
-    } catch (error) {
-      if (!isStreamNotFound(error)) throw error
-      // Replicas racing here add the same configuration, which JetStream accepts from each.
-      await jsm.streams.add({
-        name: STREAM,
-        subjects: STREAM_SUBJECTS,
-        storage: StorageType.File,
-        duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-      })
-      log.info({ stream: STREAM, subjects: STREAM_SUBJECTS }, 'JetStream stream created')
-    }
+    await counted(async () => {
+      const jsm = await jetstreamManager(connection as NatsConnection)
+      try {
+        await jsm.streams.info(STREAM)
+      } catch (error) {
+        if (!isStreamNotFound(error)) throw error
+        // Replicas racing here add the same configuration, which JetStream accepts from each.
+        await jsm.streams.add({
+          name: STREAM,
+          subjects: STREAM_SUBJECTS,
+          storage: StorageType.File,
+          duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+        })
+        log.info({ stream: STREAM, subjects: STREAM_SUBJECTS }, 'JetStream stream created')
+      }
+    })
     streamReady = true
   }
 
+  /**
+   * The publish's span, a child of the request that made the change (its stored traceparent): one event comes of
+   * one request, so its trace runs on from that request through the publish to whoever consumes it.
+   */
+  function startPublishSpan(row: UnpublishedRow, subject: string): Span {
+    const span = tracer().startSpan(`publish ${subject}`, { kind: SpanKind.PRODUCER }, contextOf(row.traceparent))
+    if (span.isRecording()) {
+      span.setAttributes({
+        // Both names: the current one, and the one most tracing backends still read.
+        [ATTRIBUTES.system]: 'nats',
+        [ATTRIBUTES.systemName]: 'nats',
+        [ATTRIBUTES.destination]: subject,
+        [ATTRIBUTES.operationName]: 'publish',
+        [ATTRIBUTES.operationType]: 'send',
+        [ATTRIBUTES.messageId]: row.id,
+        [ATTRIBUTES.eventType]: row.type,
+        [ATTRIBUTES.eventSubject]: row.book_id,
+      })
+    }
+    return span
+  }
+
   /** Publishes one event; true when JetStream had it already. */
-  async function publish(row: EventRow): Promise<boolean> {
+  async function publish(row: UnpublishedRow): Promise<boolean> {
     const event = toCloudEvent(row)
+    const subject = subjectOf(row.type)
+    const span = traced ? startPublishSpan(row, subject) : undefined
     const messageHeaders = headers()
     messageHeaders.set('content-type', 'application/cloudevents+json')
-    if (event.traceparent !== undefined) messageHeaders.set('traceparent', event.traceparent)
-    const ack = await (js as JetStreamClient).publish(subjectOf(row.type), JSON.stringify(event), {
-      msgID: row.id,
-      headers: messageHeaders,
-      timeout: PUBLISH_TIMEOUT_MS,
-      expect: { streamName: STREAM },
-    })
-    return ack.duplicate
+    // A consumer continues from the publish span when there is one; the envelope keeps the request's traceparent.
+    const traceparent = span === undefined ? (event.traceparent ?? null) : traceparentOf(span.spanContext())
+    if (traceparent !== null) messageHeaders.set('traceparent', traceparent)
+    try {
+      const ack = await counted(() =>
+        (js as JetStreamClient).publish(subject, JSON.stringify(event), {
+          msgID: row.id,
+          headers: messageHeaders,
+          timeout: PUBLISH_TIMEOUT_MS,
+          expect: { streamName: STREAM },
+        }),
+      )
+      if (ack.duplicate) span?.setAttribute('myapp.event.duplicate', true)
+      return ack.duplicate
+    } catch (error) {
+      span?.recordException(error as Error)
+      span?.setStatus({ code: SpanStatusCode.ERROR })
+      throw error
+    } finally {
+      span?.end()
+    }
   }
 
   /** One batch: how many were published, or undefined when another replica's relay holds the lock. */
@@ -140,16 +264,20 @@ export function startRelay({ database, nats, logger, onBatch }: RelayOptions): R
     let duplicates = 0
     const published: string[] = []
     const positions: string[] = []
+    const lags: number[] = []
     const locked = await database.transaction(async (tx) => {
       if (!(await relayBatch.lock(tx))) return false
       lockedAt = performance.now()
-      for (const row of await relayBatch.unpublished(tx, BATCH)) {
+      const rows = await relayBatch.unpublished(tx, BATCH)
+      const readAt = performance.now()
+      for (const row of rows) {
         try {
           if (await publish(row)) duplicates++
         } catch (error) {
           failure = error
           break
         }
+        lags.push(row.waited_seconds + (performance.now() - readAt) / 1000)
         published.push(row.id)
         positions.push(row.position)
       }
@@ -157,12 +285,16 @@ export function startRelay({ database, nats, logger, onBatch }: RelayOptions): R
       await relayBatch.markPublished(tx, positions)
       return true
     })
+    // Once committed: an event whose mark is lost is published again, and measured then.
+    for (const lag of lags) metrics?.eventsRelayLag.observe(lag)
     if (published.length > 0) onBatch?.({ lockedAt, committedAt: performance.now(), eventIds: published, duplicates })
     if (failure !== undefined) throw failure
     return locked ? published.length : undefined
   }
 
-  const loop = (async () => {
+  // The batches' statements are left out of the traces (each would be a trace of its own, several a second while
+  // idle); the publish spans start from their requests' contexts, which this does not touch.
+  const loop = context.with(traced ? suppressTracing(ROOT_CONTEXT) : context.active(), async () => {
     let failures = 0
     while (!stopping.signal.aborted) {
       let waitMs = IDLE_MS
@@ -186,7 +318,7 @@ export function startRelay({ database, nats, logger, onBatch }: RelayOptions): R
       }
       await sleep(waitMs, undefined, { signal: stopping.signal }).catch(() => {})
     }
-  })()
+  })
 
   let stopped: Promise<void> | undefined
   return {

@@ -1,5 +1,6 @@
-// deploy/monitoring: the alert rules pass promtool's checks and unit tests, load into a real Prometheus, and the
-// Grafana dashboard's queries parse there and name only metrics the service exports.
+// deploy/monitoring: the alert rules pass promtool's checks and unit tests (each alert with a case where it fires
+// and one where it stays quiet), load into a real Prometheus, and the Grafana dashboard's queries parse there and
+// name only metrics the service exports.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -17,7 +18,12 @@ const dashboard = JSON.parse(readFileSync(`${FOLDER}grafana-dashboard.json`, 'ut
   uid: string
   panels: { id: number; type: string; targets?: { expr: string }[] }[]
 }
-const rules = parse(readFileSync(RULES, 'utf8')) as { groups: { rules: { record?: string; expr: string }[] }[] }
+const rules = parse(readFileSync(RULES, 'utf8')) as {
+  groups: { rules: { record?: string; alert?: string; expr: string }[] }[]
+}
+const ruleTests = parse(readFileSync(`${FOLDER}prometheus-rules.test.yaml`, 'utf8')) as {
+  tests: { alert_rule_test?: { alertname: string; exp_alerts: unknown[] }[] }[]
+}
 
 const dashboardExpressions = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => target.expr))
 const ruleExpressions = rules.groups.flatMap((group) => group.rules.map((rule) => rule.expr))
@@ -34,7 +40,24 @@ const withVariables = (expr: string) =>
 describe('the alert rules', { skip: programMissing(PROMTOOL, 'apt-get install prometheus') }, () => {
   it('when promtool checks them, then every rule is valid', async () => {
     const { stdout } = await run(PROMTOOL, ['check', 'rules', RULES])
-    assert.match(stdout, /SUCCESS: 15 rules found/)
+    assert.match(stdout, /SUCCESS: 17 rules found/)
+  })
+
+  it('when the unit tests are read, then every alert has a case where it fires and one where it stays quiet', () => {
+    const cases = ruleTests.tests.flatMap((test) => test.alert_rule_test ?? [])
+    const alerts = rules.groups.flatMap((group) => group.rules.flatMap((rule) => rule.alert ?? []))
+    assert.ok(alerts.includes('MyappEventsRelayStalled'))
+    for (const alert of alerts) {
+      const mine = cases.filter((candidate) => candidate.alertname === alert)
+      assert.ok(
+        mine.some((candidate) => candidate.exp_alerts.length > 0),
+        `${alert} fires in some case`,
+      )
+      assert.ok(
+        mine.some((candidate) => candidate.exp_alerts.length === 0),
+        `${alert} stays quiet in some case`,
+      )
+    }
   })
 
   it('when promtool runs their unit tests, then each alert fires and stays quiet as specified', async () => {
@@ -75,7 +98,7 @@ describe('rules and dashboard against the live service', {
   it('when every query names metrics, then each is exported by the service or recorded by the rules', () => {
     for (const expr of [...dashboardExpressions, ...ruleExpressions]) {
       const withoutLabelValues = expr.replace(/"[^"]*"/g, '""')
-      for (const [name] of withoutLabelValues.matchAll(/\b(?:http|db|nodejs|process|myapp)[a-z0-9_:]*/g)) {
+      for (const [name] of withoutLabelValues.matchAll(/\b(?:http|db|events|nodejs|process|myapp)[a-z0-9_:]*/g)) {
         const base = name.replace(/_(bucket|count|sum)$/, '')
         assert.ok(exported.has(name) || exported.has(base) || recorded.has(name), `${name} in: ${expr}`)
       }
@@ -86,15 +109,16 @@ describe('rules and dashboard against the live service', {
     for (const expr of dashboardExpressions) await prometheus.query(withVariables(expr))
   })
 
-  it('when Prometheus loads the rules, then both groups are there with their alerts', async () => {
+  it('when Prometheus loads the rules, then every group is there with its rules', async () => {
     let groups: { name: string; rules: { name: string }[] }[] = []
-    for (let attempt = 0; attempt < 50 && groups.length < 2; attempt++) {
+    for (let attempt = 0; attempt < 50 && groups.length < 3; attempt++) {
       const response = await fetch(`${prometheus.api}/api/v1/rules`)
       groups = ((await response.json()) as { data: { groups: typeof groups } }).data.groups
-      if (groups.length < 2) await new Promise((resolve) => setTimeout(resolve, 200))
+      if (groups.length < 3) await new Promise((resolve) => setTimeout(resolve, 200))
     }
     assert.deepEqual(groups.map((group) => [group.name, group.rules.length]).sort(), [
       ['myapp-alerts', 7],
+      ['myapp-events', 2],
       ['myapp-slo-recording', 8],
     ])
   })

@@ -1,7 +1,7 @@
 // The relay against a real nats-server -js: every committed change reaches a durable consumer once by event id
 // and nothing comes of a refused write; NATS stopped for 10 s under about 100 writes/s loses nothing, duplicates
-// nothing and keeps each book's order; of two relays on one database one publishes at a time, and the other takes
-// over when it stops.
+// nothing, keeps each book's order, measures each event's lag once and counts the reconnect attempts; of two
+// relays on one database one publishes at a time, and the other takes over when it stops.
 import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -13,6 +13,7 @@ import { openDatabase } from '../../src/db/open.ts'
 import { type BookEvent, type EventRow, toCloudEvent } from '../../src/events/cloudevents.ts'
 import { type NatsSettings, type RelayedBatch, STREAM, startRelay } from '../../src/events/relay.ts'
 import { createLogger } from '../../src/logger.ts'
+import { createMetrics, type Metrics } from '../../src/observability/metrics.ts'
 import { describe } from '../helpers/describe.ts'
 import { bodyOf, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
 import { natsMissing, startNats, type TestNats } from './nats.ts'
@@ -53,6 +54,19 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
     if (value !== undefined) return value
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
     await sleep(100)
+  }
+}
+
+/** The upper bound of the histogram bucket the q-quantile of the relay lag falls in, and how many were observed. */
+async function lagQuantiles(metrics: Metrics, quantiles: number[]) {
+  const { values } = await metrics.eventsRelayLag.get()
+  const buckets = values
+    .filter((value) => value.metricName === 'events_relay_lag_seconds_bucket')
+    .map((value) => ({ le: Number(value.labels.le), count: value.value }))
+  const count = buckets.at(-1)?.count ?? 0
+  return {
+    count,
+    bounds: quantiles.map((q) => buckets.find((bucket) => bucket.count >= q * count)?.le ?? Number.NaN),
   }
 }
 
@@ -128,8 +142,9 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
     }
   })
 
-  it('when NATS is stopped for 10 s under about 100 writes/s, then nothing is lost or duplicated and each book keeps its order', async () => {
-    const relay = startRelay({ database: service.database, nats: natsSettings(nats.url), logger })
+  it('when NATS is stopped for 10 s under about 100 writes/s, then nothing is lost or duplicated, each book keeps its order, each event is measured once and the reconnect attempts are counted', async () => {
+    const metrics = createMetrics()
+    const relay = startRelay({ database: service.database, nats: natsSettings(nats.url), logger, metrics })
     try {
       const [{ last } = { last: '0' }] = await service.database.query<{ last: string }>(
         'SELECT coalesce(max(position), 0)::text AS last FROM book_events',
@@ -190,11 +205,22 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
         versions.some((v, i) => i > 0 && v <= (versions[i - 1] as number)),
       )
       const rate = sent / 16
+      // Measured once the batch's mark commits, which may come a moment after JetStream has the last of them.
+      const lag = await until('every event measured', 5000, async () => {
+        const measured = await lagQuantiles(metrics, [0.5, 0.99, 1])
+        return measured.count >= committed ? measured : undefined
+      })
+      const errorCounts = (await metrics.eventsPublishErrors.get()).values
+      const unreachable = errorCounts.find((value) => value.labels.reason === 'unreachable')?.value ?? 0
+      const errors = errorCounts
+        .filter((value) => value.value > 0)
+        .map((value) => `${value.labels.reason} ${value.value}`)
       // The figures the README reports.
       console.log(
         `outage: NATS stopped ${stoppedFor} ms; sent ${sent} writes (${rate.toFixed(0)}/s), acked ${acked}, ` +
           `events ${committed}, in stream ${stored.length}, lost ${lost}, duplicates ${duplicates}, ` +
-          `books out of order ${outOfOrder.length}`,
+          `books out of order ${outOfOrder.length}; relay lag p50 <= ${lag.bounds[0]} s, p99 <= ${lag.bounds[1]} s, ` +
+          `max <= ${lag.bounds[2]} s; publish errors: ${errors.join(', ') || 'none'}`,
       )
       assert.deepEqual(failures, [], 'every write succeeds while NATS is down')
       assert.ok(rate >= 60, `about 100 writes/s (${rate.toFixed(0)})`)
@@ -204,6 +230,11 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
       assert.equal(duplicates, 0)
       assert.equal(stored.length, committed)
       assert.equal(outOfOrder.length, 0, `bookversions in stream order: ${outOfOrder.slice(0, 3).join(' | ')}`)
+      assert.equal(lag.count, committed, 'one lag per event')
+      // The client tries to reconnect about once a second; each try while NATS is away counts.
+      assert.ok(unreachable >= 5, `${unreachable} attempts counted as unreachable`)
+      // The events written during the outage waited for most of it.
+      assert.ok((lag.bounds[2] ?? 0) >= 10, `the longest lag is in the bucket up to ${lag.bounds[2]} s`)
     } finally {
       await relay.stop()
     }

@@ -77,6 +77,21 @@ describe('the /metrics endpoint', () => {
     assert.equal(sample(await scrape(), 'myapp_ready'), 1)
   })
 
+  it('when no relay runs (no NATS_URL), then the outbox gauges are declared but have no sample', async () => {
+    await service.fetch(
+      '/v1/books',
+      jsonRequest('POST', { title: 'Solaris', author: 'Stanisław Lem', published_date: '1961-01-01' }),
+    )
+    const text = await scrape()
+    // Nothing marks an event published without a relay: "unpublished" would be the whole feed, and alert on it.
+    for (const name of ['events_outbox_depth', 'events_outbox_oldest_unpublished_age_seconds']) {
+      assert.match(text, new RegExp(`^# TYPE ${name} gauge$`, 'm'))
+      assert.doesNotMatch(text, new RegExp(`^${name}[ {]`, 'm'))
+    }
+    assert.doesNotMatch(text, /^events_publish_errors_total[ {]/m)
+    assert.equal(sample(text, 'events_relay_lag_seconds_count'), 0)
+  })
+
   it('when promtool checks the output, then it finds no problem', {
     skip: programMissing(PROMTOOL, 'apt-get install prometheus'),
   }, async () => {
