@@ -12,9 +12,9 @@ import {
   CLOUDEVENTS_JSON,
   EVENT_SOURCE,
   subjectOf,
-  Traceparent,
+  TRACEPARENT_PATTERN,
 } from './cloudevents.ts'
-import { DUPLICATE_WINDOW_MS, STREAM, STREAM_SUBJECTS } from './relay.ts'
+import { DUPLICATE_WINDOW_MS, STREAM, STREAM_SUBJECTS } from './stream.ts'
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 
@@ -35,7 +35,14 @@ const NatsEventHeaders = Type.Object(
       description: `The event id: JetStream drops a message whose id it has stored within the last ${DUPLICATE_WINDOW}`,
     }),
     'content-type': Type.Literal(CLOUDEVENTS_JSON),
-    traceparent: Type.Optional(Traceparent),
+    traceparent: Type.Optional(
+      Type.String({
+        pattern: TRACEPARENT_PATTERN,
+        description:
+          "W3C trace context a consumer continues: with tracing on, the relay's publish span (a child of the " +
+          "request's span, in the same trace); otherwise the request's, as in the envelope",
+      }),
+    ),
   },
   { title: 'NatsEventHeaders', description: 'The headers of a book event on NATS' },
 )

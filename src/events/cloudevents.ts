@@ -18,9 +18,9 @@ export type BookChange = keyof typeof BOOK_EVENT_TYPES
 /** The media type of an event in structured mode: the whole CloudEvent, attributes and data, as one JSON object. */
 export const CLOUDEVENTS_JSON = 'application/cloudevents+json'
 
-const TRACEPARENT_PATTERN = '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
+export const TRACEPARENT_PATTERN = '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
 
-/** W3C trace context of the request that made the change; the relay also sends it as a NATS header. */
+/** W3C trace context of the request that made the change. */
 export const Traceparent = Type.String({
   pattern: TRACEPARENT_PATTERN,
   description: 'W3C trace context of the request that made the change (distributed tracing extension)',

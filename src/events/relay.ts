@@ -34,12 +34,10 @@ import type { Metrics } from '../observability/metrics.ts'
 import { tracer } from '../observability/tracing.ts'
 import { subjectOf, toCloudEvent } from './cloudevents.ts'
 import { relayBatch, type UnpublishedRow } from './outbox.ts'
+import { DUPLICATE_WINDOW_MS, STREAM, STREAM_SUBJECTS } from './stream.ts'
 import { contextOf, traceparentOf } from './trace-context.ts'
 
-export const STREAM = 'BOOKS'
-export const STREAM_SUBJECTS = ['books.>']
-/** How long JetStream remembers an event id: a re-send after a relay's crash or failover falls well within it. */
-export const DUPLICATE_WINDOW_MS = 60 * 60_000
+export { DUPLICATE_WINDOW_MS, STREAM, STREAM_SUBJECTS }
 
 const BATCH = 100
 const IDLE_MS = 200
