@@ -13,6 +13,11 @@ export const SET_BY_COMPOSE: Readonly<Record<string, string>> = {
   GRPC_PORT: '9090',
 }
 
+/** What compose.yml sets for one of the two: the app publishes its events to the file's NATS, the migration none. */
+export function setByCompose(service: 'app' | 'migrate'): Readonly<Record<string, string>> {
+  return service === 'app' ? { ...SET_BY_COMPOSE, NATS_URL: 'nats://nats:4222' } : SET_BY_COMPOSE
+}
+
 /** The variables of the README's configuration tables (`| variable | default | meaning |`). */
 export function readmeVariables(): string[] {
   const names = new Set<string>()

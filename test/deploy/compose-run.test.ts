@@ -1,6 +1,7 @@
-// compose.yml run on a real engine: the database, the migration, then the app, `up --wait` returning once /readyz
-// answers; books over HTTP; a setting changed in .env taking effect on the next `up`; `down -v` leaving nothing of
-// the project; and compose.dev.yml restarting the mounted sources on an edit. Here the engine is podman through
+// compose.yml run on a real engine: the database, the migration, NATS, then the app, `up --wait` returning once
+// /readyz answers; books over HTTP, each change an event in NATS's BOOKS stream, kept across a restart of NATS; a
+// setting changed in .env taking effect on the next `up`; `down -v` leaving nothing of the project; and
+// compose.dev.yml restarting the mounted sources on an edit. Here the engine is podman through
 // ../shared/container/compose.sh (Debian's docker-compose 1.29 on podman's Docker API, stand-in images under the
 // official names); elsewhere Docker Compose v2. Each run works on a copy of the files, so the repository's own .env
 // is never read or written.
@@ -13,12 +14,16 @@ import { join } from 'node:path'
 import { after, before, it, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
 import { parse } from 'yaml'
+import type { BookEvent } from '../../src/events/cloudevents.ts'
+import { STREAM } from '../../src/events/relay.ts'
 import { describe } from '../helpers/describe.ts'
 import { REQUIRE_SERVICES } from '../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../helpers/service.ts'
 import { freePort, underContainerScriptsLock } from '../helpers/tools.ts'
-import { ROOT, readmeVariables, SET_BY_COMPOSE } from './compose-files.ts'
+import { ROOT, readmeVariables, setByCompose } from './compose-files.ts'
 
 const exec = promisify(execFile)
 const SHARED = new URL('../../../shared/container/', import.meta.url).pathname
@@ -62,14 +67,24 @@ const found = await findEngine()
 const skip = typeof found === 'string' ? found : false
 const engine = found as Engine
 
-/** A folder with compose.yml, compose.dev.yml and the build context (what .dockerignore lets in), nothing else. */
+/**
+ * A folder with compose.yml, compose.dev.yml, the files they mount (NATS's configuration) and the build context
+ * (what .dockerignore lets in), nothing else.
+ */
 function copyProject(): string {
   const folder = mkdtempSync(join(tmpdir(), 'myapp-compose-'))
   const context = readFileSync(`${ROOT}.dockerignore`, 'utf8')
     .split('\n')
     .filter((line) => line.startsWith('!'))
     .map((line) => line.slice(1).replace(/\/$/, ''))
-  for (const path of ['compose.yml', 'compose.dev.yml', 'Dockerfile', '.dockerignore', ...context]) {
+  const { services } = parse(readFileSync(`${ROOT}compose.yml`, 'utf8'), { merge: true }) as {
+    services: Record<string, { volumes?: string[] }>
+  }
+  const mounted = Object.values(services)
+    .flatMap((service) => service.volumes ?? [])
+    .filter((volume) => volume.startsWith('./'))
+    .map((volume) => volume.slice(2).split(':')[0] as string)
+  for (const path of ['compose.yml', 'compose.dev.yml', 'Dockerfile', '.dockerignore', ...context, ...mounted]) {
     if (existsSync(`${ROOT}${path}`)) cpSync(`${ROOT}${path}`, join(folder, path), { recursive: true })
   }
   return folder
@@ -161,6 +176,30 @@ function openProject(name: string, files: string[]): Project {
   }
 }
 
+/** Every message of the BOOKS stream, in stream order. */
+async function streamContents(jsm: JetStreamManager) {
+  const { state } = await jsm.streams.info(STREAM)
+  const stored: { subject: string; msgId: string | undefined; event: BookEvent }[] = []
+  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+    const message = await jsm.streams.getMessage(STREAM, { seq })
+    if (message !== null) {
+      stored.push({ subject: message.subject, msgId: message.header.get('Nats-Msg-Id'), event: message.json() })
+    }
+  }
+  return stored
+}
+
+/** Polls `probe` every 200 ms until it returns a value, for at most `timeoutMs`. */
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe().catch(() => undefined)
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
+    await sleep(200)
+  }
+}
+
 /** Runs a step, reporting how long it took. */
 async function timed<T>(t: TestContext, step: string, action: () => Promise<T>): Promise<T> {
   const started = performance.now()
@@ -173,18 +212,23 @@ describe('compose.yml on a container engine', { skip }, () => {
   const name = `myapp-compose-${process.pid}`
   let project: Project
   let base: string
+  let natsUrl: string
   let env: string
+  let changedId: string
   let keptId: string
   let dbContainer: string
+  let natsContainer: string
   before(async () => {
     project = openProject(name, ['compose.yml'])
     const port = await freePort()
+    const natsPort = await freePort()
     base = `http://127.0.0.1:${port}`
+    natsUrl = `nats://127.0.0.1:${natsPort}`
     env = join(project.folder, '.env')
     const example = readFileSync(`${ROOT}.env.example`, 'utf8')
     writeFileSync(
       env,
-      `${example}\nDB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nPUBLISH_GRPC_PORT=${await freePort()}\nAPP_IMAGE=${IMAGE}\n`,
+      `${example}\nDB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nPUBLISH_GRPC_PORT=${await freePort()}\nPUBLISH_NATS_PORT=${natsPort}\nAPP_IMAGE=${IMAGE}\n`,
     )
   })
   after(async () => {
@@ -199,10 +243,10 @@ describe('compose.yml on a container engine', { skip }, () => {
       const config = parse(await project.compose(['config'])) as {
         services: Record<string, { environment: Record<string, string> }>
       }
-      for (const service of ['app', 'migrate']) {
+      for (const service of ['app', 'migrate'] as const) {
         const environment = config.services[service]?.environment ?? {}
         for (const variable of variables) {
-          const expected = SET_BY_COMPOSE[variable] ?? `from-dotenv-${variable}`
+          const expected = setByCompose(service)[variable] ?? `from-dotenv-${variable}`
           assert.equal(environment[variable], expected, `${service}: ${variable}`)
         }
       }
@@ -221,6 +265,8 @@ describe('compose.yml on a container engine', { skip }, () => {
       'grafana',
       'jaeger',
       'migrate',
+      'nats',
+      'nats-volume',
       'otel-collector',
       'prometheus',
     ])
@@ -234,8 +280,8 @@ describe('compose.yml on a container engine', { skip }, () => {
     assert.equal(stdout.trim(), '65532:65532')
   })
 
-  it('when started with --wait, then the database is healthy, the migration exited 0 and /readyz answers', async (t) => {
-    await timed(t, 'up -d --wait (fresh volume: initdb, migration, app)', () =>
+  it('when started with --wait, then the database and NATS are healthy, the one-shots exited 0 and /readyz answers', async (t) => {
+    await timed(t, 'up -d --wait (fresh volumes: initdb, migration, NATS, app)', () =>
       project.compose(['up', '-d', '--wait'], 600_000),
     )
     // no retry: --wait returned, so the healthcheck has seen /readyz answer
@@ -247,18 +293,32 @@ describe('compose.yml on a container engine', { skip }, () => {
     assert.equal(await project.inspect(migrate, '{{.State.Status}} {{.State.ExitCode}}'), 'exited 0')
     const app = await project.container('app')
     assert.equal(await project.inspect(app, '{{.State.Health.Status}}'), 'healthy')
+    const volume = await project.container('nats-volume')
+    assert.equal(await project.inspect(volume, '{{.State.Status}} {{.State.ExitCode}}'), 'exited 0')
+    natsContainer = await project.container('nats')
+    assert.equal(await project.inspect(natsContainer, '{{.State.Health.Status}}'), 'healthy')
+    assert.equal(
+      await project.inspect(natsContainer, '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}'),
+      '1000:1000 true',
+    )
   })
 
   it('when published, then only on 127.0.0.1', async () => {
-    const app = await project.container('app')
-    const bindings = JSON.parse(await project.inspect(app, '{{json .HostConfig.PortBindings}}')) as Record<
-      string,
-      { HostIp: string; HostPort: string }[]
-    >
-    assert.deepEqual(
-      bindings['8080/tcp']?.map((binding) => binding.HostIp),
-      ['127.0.0.1'],
-    )
+    for (const [service, port] of [
+      ['app', '8080/tcp'],
+      ['nats', '4222/tcp'],
+    ]) {
+      const container = await project.container(service as string)
+      const bindings = JSON.parse(await project.inspect(container, '{{json .HostConfig.PortBindings}}')) as Record<
+        string,
+        { HostIp: string; HostPort: string }[]
+      >
+      assert.deepEqual(
+        bindings[port as string]?.map((binding) => binding.HostIp),
+        ['127.0.0.1'],
+        service,
+      )
+    }
   })
 
   it('when books are created, read, listed, updated and deleted over HTTP, then each answer is right', async () => {
@@ -267,6 +327,7 @@ describe('compose.yml on a container engine', { skip }, () => {
     assert.equal(created.status, 201)
     assert.equal(created.headers.get('ratelimit-limit'), '600', "the service's default before .env changes it")
     const { id } = await bodyOf(created)
+    changedId = id as string
     assert.equal((await bodyOf(await fetch(`${base}/v1/books/${id}`))).title, 'Kindred')
     assert.equal(
       (await fetch(`${base}/v1/books`, { headers: { prefer: 'count=exact' } })).headers.get('x-total-count'),
@@ -279,6 +340,45 @@ describe('compose.yml on a container engine', { skip }, () => {
     const kept = await fetch(`${base}/v1/books`, jsonRequest('POST', { ...book, title: 'Dawn' }))
     keptId = (await bodyOf(kept)).id as string
     assert.equal((await fetch(`${base}/docs`)).status, 200)
+  })
+
+  it("when books changed, then each change is an event in NATS's BOOKS stream, kept across a restart of NATS", async (t) => {
+    const client = await connect({ servers: natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+    try {
+      const jsm = await jetstreamManager(client)
+      const started = performance.now()
+      // Bounded: the relay publishes within a fraction of a second of the commit.
+      const stored = await until('four events in BOOKS', 15_000, async () => {
+        const contents = await streamContents(jsm)
+        return contents.length >= 4 ? contents : undefined
+      })
+      t.diagnostic(`events in the stream ${((performance.now() - started) / 1000).toFixed(1)} s after the last write`)
+      assert.deepEqual(
+        stored.map(({ subject, event }) => [subject, event.subject]),
+        [
+          ['books.created', changedId],
+          ['books.updated', changedId],
+          ['books.deleted', changedId],
+          ['books.created', keptId],
+        ],
+      )
+      assert.equal(stored[0]?.event.data.title, 'Kindred')
+      assert.deepEqual(
+        stored.map(({ msgId }) => msgId),
+        stored.map(({ event }) => event.id),
+        'Nats-Msg-Id is the event id',
+      )
+      await timed(t, 'restart nats', () => project.compose(['restart', 'nats'], 120_000))
+      const after = await until('BOOKS after the restart', 15_000, () => streamContents(jsm))
+      assert.deepEqual(
+        after.map(({ event }) => event.id),
+        stored.map(({ event }) => event.id),
+        'the store is on the volume',
+      )
+      assert.equal(await project.container('nats'), natsContainer)
+    } finally {
+      await client.close()
+    }
   })
 
   it('when .env changes RATE_LIMIT_MAX and DOCS_ENABLED, then the next up recreates the app with them', async (t) => {
@@ -297,12 +397,13 @@ describe('compose.yml on a container engine', { skip }, () => {
     assert.deepEqual(statuses, [200, 200, 429])
     assert.equal((await fetch(`${base}/docs`)).status, 404)
     assert.equal(await project.container('db'), dbContainer, 'the database, unchanged, was left running')
+    assert.equal(await project.container('nats'), natsContainer, 'and NATS')
   })
 
   it('when taken down with -v, then no container, volume or network of the project is left', async (t) => {
     const before = await project.leftovers()
-    assert.equal(before.filter((line) => line.startsWith('container ')).length, 3, before.join(', '))
-    assert.equal(before.filter((line) => line.startsWith('volume ')).length, 1, before.join(', '))
+    assert.equal(before.filter((line) => line.startsWith('container ')).length, 5, before.join(', '))
+    assert.equal(before.filter((line) => line.startsWith('volume ')).length, 2, before.join(', '))
     assert.equal(before.filter((line) => line.startsWith('network ')).length, 1, before.join(', '))
     await timed(t, 'down -v', () => project.compose(['down', '-v'], 120_000))
     assert.deepEqual(await project.leftovers(), [])
@@ -319,7 +420,7 @@ describe('compose.dev.yml on a container engine', { skip }, () => {
     base = `http://127.0.0.1:${port}`
     writeFileSync(
       join(project.folder, '.env'),
-      `DB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nPUBLISH_GRPC_PORT=${await freePort()}\nAPP_DEV_IMAGE=${DEV_IMAGE}\n`,
+      `DB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nPUBLISH_GRPC_PORT=${await freePort()}\nPUBLISH_NATS_PORT=${await freePort()}\nAPP_DEV_IMAGE=${DEV_IMAGE}\n`,
     )
   })
   after(async () => {

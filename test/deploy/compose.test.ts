@@ -1,19 +1,26 @@
 // compose.yml and compose.dev.yml read, without an engine (compose-run.test.ts runs them): every pulled image
 // fully qualified and pinned, every mounted file present, .env reaching the app, no secret with a default, the
-// app healthy only while /readyz answers and published on loopback, the observability services behind their
-// profile (no stand-in images exist for them here, so this is all they get).
+// app healthy only while /readyz answers and published on loopback, NATS with JetStream for the app's events as a
+// non-root server, the observability services behind their profile (no stand-in images exist for them here, so
+// this is all they get).
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { it } from 'node:test'
 import { parse } from 'yaml'
 import { EnvSchema } from '../../src/config/config.ts'
 import { describe } from '../helpers/describe.ts'
-import { ROOT, readmeVariables, SET_BY_COMPOSE } from './compose-files.ts'
+import { ROOT, readmeVariables, setByCompose } from './compose-files.ts'
 
 interface Service {
   image?: string
   build?: { context: string; target?: string }
   command?: string[]
+  entrypoint?: string[]
+  user?: string
+  cap_drop?: string[]
+  cap_add?: string[]
+  security_opt?: string[]
+  network_mode?: string
   env_file?: string[]
   volumes?: string[]
   environment?: Record<string, string>
@@ -30,6 +37,12 @@ const read = (file: string) => {
 const { text, services } = read('compose.yml')
 const dev = read('compose.dev.yml')
 const known = new Set(Object.keys(EnvSchema.properties))
+/** The nats service's configuration file: where it comes from in the repository, and where the server reads it. */
+const natsConfMount = (nats: Service) => {
+  const mount = (nats.volumes ?? []).find((volume) => volume.endsWith('.conf:ro')) ?? ''
+  const [source = '', target = ''] = mount.split(':')
+  return { source: source.replace(/^\.\//, ''), target }
+}
 
 const SECRETS = ['DATABASE_URL', 'DB_PASS', 'OTEL_EXPORTER_OTLP_HEADERS', 'REDIS_URL', 'AUTH_JWT_PUBLIC_KEY']
 
@@ -77,8 +90,8 @@ describe('compose.yml', () => {
   })
 
   it('when compose places the service in its network, then the app and the migration get its values', () => {
-    for (const name of ['app', 'migrate']) {
-      for (const [variable, value] of Object.entries(SET_BY_COMPOSE)) {
+    for (const name of ['app', 'migrate'] as const) {
+      for (const [variable, value] of Object.entries(setByCompose(name))) {
         assert.equal(services[name]?.environment?.[variable], value, `${name}: ${variable}`)
       }
     }
@@ -87,14 +100,15 @@ describe('compose.yml', () => {
   it("when .env sets a variable of the README's tables, then it reaches the app and the migration", () => {
     const variables = readmeVariables()
     assert.ok(variables.length >= 50, `${variables.length} variables in the README`)
-    for (const name of ['app', 'migrate']) {
+    for (const name of ['app', 'migrate'] as const) {
       const service = services[name] as Service
+      const set = setByCompose(name)
       assert.deepEqual(service.env_file, ['.env'], name)
       for (const variable of variables) {
         assert.ok(known.has(variable), `${variable} is one the service reads`)
         const value = service.environment?.[variable]
-        if (variable in SET_BY_COMPOSE) {
-          assert.equal(value, SET_BY_COMPOSE[variable], `${name}: ${variable}`)
+        if (variable in set) {
+          assert.equal(value, set[variable], `${name}: ${variable}`)
         } else if (value !== undefined) {
           // environment wins over env_file: a value here must be .env's own, interpolated
           assert.match(value, new RegExp(`^\\$\\{${variable}(:[-?][^}]*)?\\}$`), `${name}: ${variable}`)
@@ -112,6 +126,7 @@ describe('compose.yml', () => {
       'APP_IMAGE',
       'PUBLISH_ADDRESS',
       'PUBLISH_GRPC_PORT',
+      'PUBLISH_NATS_PORT',
       'PUBLISH_PORT',
     ])
     for (const name of ownVariables) assert.match(example, new RegExp(`^#? ?${name}=`, 'm'), name)
@@ -177,10 +192,62 @@ describe('compose.yml', () => {
     }
   })
 
-  it('when started, then the app waits for a successful migration, which waits for a healthy database', () => {
-    assert.deepEqual(services.app?.depends_on, { migrate: { condition: 'service_completed_successfully' } })
+  it('when started, then the app waits for a successful migration and a healthy NATS, the migration for a healthy database', () => {
+    assert.deepEqual(services.app?.depends_on, {
+      migrate: { condition: 'service_completed_successfully' },
+      nats: { condition: 'service_healthy' },
+    })
     assert.deepEqual(services.migrate?.depends_on, { db: { condition: 'service_healthy' } })
+    assert.deepEqual(services.nats?.depends_on, { 'nats-volume': { condition: 'service_completed_successfully' } })
     assert.deepEqual(services.migrate?.command, ['dist/bin/migrate.js', 'up'])
+  })
+
+  it("when the app publishes its events, then to this file's NATS, healthy only while JetStream is on", () => {
+    assert.equal(services.app?.environment?.NATS_URL, 'nats://nats:4222')
+    assert.equal(services.migrate?.environment?.NATS_URL, undefined, 'the migration publishes nothing')
+    const nats = services.nats as Service
+    assert.match(nats.image ?? '', /^docker\.io\/library\/nats:\d+\.\d+\.\d+-alpine$/, 'a shell and wget for the check')
+    const conf = readFileSync(`${ROOT}${natsConfMount(nats).source}`, 'utf8')
+    assert.deepEqual(nats.command, ['--config', natsConfMount(nats).target])
+    const test = nats.healthcheck?.test ?? []
+    assert.deepEqual(test.slice(0, 5), ['CMD', 'wget', '-q', '-O', '/dev/null'])
+    const url = new URL(test[5] as string)
+    assert.equal(url.hostname, '127.0.0.1')
+    assert.equal(
+      url.port,
+      /^\s*http_port:\s*(\d+)/m.exec(conf)?.[1],
+      "the monitoring port of the server's configuration",
+    )
+    assert.equal(`${url.pathname}${url.search}`, '/healthz?js-enabled-only=true')
+    for (const argument of test) assert.doesNotMatch(argument, /\s/, "podman 4.3's API splits arguments at spaces")
+    assert.equal(/^\s*port:\s*(\d+)/m.exec(conf)?.[1], '4222', 'NATS_URL names the client port')
+    assert.equal(nats.ports?.length, 1)
+    assert.match(nats.ports?.[0] ?? '', /^\$\{PUBLISH_ADDRESS:-127\.0\.0\.1\}:\$\{PUBLISH_NATS_PORT:-4222\}:4222$/)
+  })
+
+  it("when NATS runs, then as the StatefulSet's uid on a read-only root without capabilities, its store on a volume a one-shot hands it", () => {
+    const nats = services.nats as Service
+    const statefulSet = parse(readFileSync(`${ROOT}deploy/k8s/components/nats/statefulset.yaml`, 'utf8'))
+    const { runAsUser, runAsGroup } = statefulSet.spec.template.spec.securityContext
+    assert.equal(nats.user, `${runAsUser}:${runAsGroup}`)
+    // Dependabot updates compose's images only: the cluster must follow by hand, and this keeps them one version.
+    assert.equal(nats.image, statefulSet.spec.template.spec.containers[0].image, "the StatefulSet's image")
+    assert.notEqual(runAsUser, 0)
+    assert.equal(nats.read_only, true)
+    assert.deepEqual(nats.cap_drop, ['ALL'])
+    assert.deepEqual(nats.security_opt, ['no-new-privileges:true'])
+    assert.equal(natsConfMount(nats).source, 'deploy/k8s/components/nats/nats.conf', "the cluster's configuration")
+    const conf = readFileSync(`${ROOT}${natsConfMount(nats).source}`, 'utf8')
+    const storeDir = /^\s*store_dir:\s*(\S+)/m.exec(conf)?.[1]
+    assert.ok(nats.volumes?.includes(`nats-data:${storeDir}`), `the named volume holds ${storeDir}`)
+    const owner = services['nats-volume'] as Service
+    assert.equal(owner.image, nats.image, 'one image to pull')
+    assert.deepEqual(owner.entrypoint, ['chown', nats.user, storeDir])
+    assert.deepEqual(owner.volumes, [`nats-data:${storeDir}`])
+    assert.deepEqual(owner.cap_drop, ['ALL'])
+    assert.deepEqual(owner.cap_add, ['CHOWN'], 'root, but allowed to chown and nothing else')
+    assert.equal(owner.network_mode, 'none')
+    assert.equal(owner.read_only, true)
   })
 
   it('when the dev override is added, then the dev image runs the mounted sources', () => {
@@ -193,11 +260,11 @@ describe('compose.yml', () => {
     assert.match(readFileSync(`${ROOT}Dockerfile`, 'utf8'), /CMD \["node", "--watch", "src\/server\.ts"\]/)
   })
 
-  it('when the observability profile is off, then only the database, migration and app run', () => {
+  it('when the observability profile is off, then only the database, migration, NATS and app run', () => {
     const always = Object.entries(services)
       .filter(([, service]) => service.profiles === undefined)
       .map(([name]) => name)
-    assert.deepEqual(always.sort(), ['app', 'db', 'migrate'])
+    assert.deepEqual(always.sort(), ['app', 'db', 'migrate', 'nats', 'nats-volume'])
     for (const name of ['prometheus', 'grafana', 'otel-collector', 'jaeger']) {
       assert.deepEqual(services[name]?.profiles, ['observability'], name)
     }

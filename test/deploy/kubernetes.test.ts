@@ -1,11 +1,17 @@
 // deploy/k8s rendered with kustomize: every object valid against its Kubernetes or CRD schema, and what a fresh
-// cluster, Argo CD, CloudNativePG and an operator need of it, checked on every overlay. Reachability under the
-// NetworkPolicies is network-policy.test.ts; the Deployment under a container runtime, kube-play.test.ts.
+// cluster, Argo CD, CloudNativePG, NATS and an operator need of it, checked on every overlay. Reachability under
+// the NetworkPolicies is network-policy.test.ts; the Deployment and NATS under a container runtime,
+// kube-play.test.ts.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { it } from 'node:test'
+import { promisify } from 'node:util'
 import { Ajv } from 'ajv'
 import { parse } from 'yaml'
+import { NATS_SERVER, natsMissing } from '../events/nats.ts'
 import { describe } from '../helpers/describe.ts'
 import { K8S_DIR, kubectlMissing, type Manifest, OVERLAYS, render } from '../helpers/kustomize.ts'
 
@@ -51,6 +57,36 @@ const wave = (manifest: Manifest) => Number(manifest.metadata.annotations?.['arg
 const envOf = (container: Manifest) =>
   Object.fromEntries(((container.env ?? []) as Manifest[]).map((entry) => [entry.name, entry]))
 const PROBE_ROUTES = ['/livez', '/readyz', '/metrics']
+const run = promisify(execFile)
+
+/** A setting of nats.conf (`key: value`, at any depth: ours are unique), comments left out. */
+function natsSetting(conf: string, key: string): string | undefined {
+  const pattern = new RegExp(`^\\s*${key}\\s*[:=]\\s*(.*?)\\s*$`)
+  for (const line of conf.split('\n')) {
+    const value = pattern.exec(line.replace(/#.*/, ''))?.[1]
+    if (value !== undefined) return value.replace(/^"(.*)"$/, '$1')
+  }
+  return undefined
+}
+
+const KIB = 2 ** 10
+const MIB = 2 ** 20
+const GIB = 2 ** 30
+const TIB = 2 ** 40
+/** Size suffixes as each reader takes them: nats.conf (any case), Kubernetes quantities, GOMEMLIMIT. */
+const SUFFIXES = {
+  nats: { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12, kb: KIB, mb: MIB, gb: GIB, tb: TIB, ki: KIB, mi: MIB, gi: GIB },
+  kubernetes: { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: KIB, Mi: MIB, Gi: GIB, Ti: TIB },
+  go: { '': 1, B: 1, KiB: KIB, MiB: MIB, GiB: GIB, TiB: TIB },
+} as const satisfies Record<string, Record<string, number>>
+
+function bytesOf(size: string, reader: keyof typeof SUFFIXES): number {
+  const [, digits, suffix = ''] = /^(\d+)([A-Za-z]*)$/.exec(size) ?? []
+  const table: Record<string, number> = SUFFIXES[reader]
+  const factor = table[reader === 'nats' ? suffix.toLowerCase() : suffix]
+  assert.ok(digits && factor, `${size} is a size ${reader} reads`)
+  return Number(digits) * factor
+}
 
 const skip = kubectlMissing()
 
@@ -63,8 +99,27 @@ for (const overlay of OVERLAYS) {
       assert.equal(found.length, 1, `one ${kind}${name ? `/${name}` : ''}`)
       return found[0] as Manifest
     }
-    const configMap = async () => (await one('ConfigMap')).data as Record<string, string>
+    /** The generated ConfigMap of a component (api: the app's settings; message-broker: nats.conf). */
+    const configMapOf = async (component: string) => {
+      const found = (await ofKind('ConfigMap')).filter(
+        (manifest) => manifest.metadata.labels?.['app.kubernetes.io/component'] === component,
+      )
+      assert.equal(found.length, 1, `one ConfigMap of the ${component}`)
+      return found[0] as Manifest
+    }
+    const configMap = async () => (await configMapOf('api')).data as Record<string, string>
     const appContainer = async () => (await one('Deployment', 'myapp')).spec.template.spec.containers[0] as Manifest
+    const nats = async () => {
+      const statefulSet = await one('StatefulSet', 'myapp-nats')
+      const pod = statefulSet.spec.template.spec
+      const container = (pod.containers as Manifest[]).find((candidate) => candidate.name === 'nats') as Manifest
+      assert.ok(container, 'a nats container')
+      const configVolume = (pod.volumes as Manifest[]).find((volume) => volume.configMap !== undefined) as Manifest
+      const configMount = (container.volumeMounts as Manifest[]).find((mount) => mount.name === configVolume?.name)
+      const configFile = `${configMount?.mountPath}/nats.conf`
+      const conf = (await configMapOf('message-broker')).data['nats.conf'] as string
+      return { statefulSet, pod, container, configVolume, configFile, conf }
+    }
 
     it("when the ConfigMap is parsed by the service's own config schema, then it is accepted", async () => {
       const { parseConfig } = await import('../../src/config/config.ts')
@@ -100,17 +155,23 @@ for (const overlay of OVERLAYS) {
     })
 
     it('when the ConfigMap is generated, then its name carries a hash and the Deployment refers to that name', async () => {
-      const name = (await one('ConfigMap')).metadata.name as string
+      const name = (await configMapOf('api')).metadata.name as string
       assert.match(name, /^myapp-[a-z0-9]{10}$/, 'an edit changes the name, which rolls the pods')
       const sources = ((await appContainer()).envFrom as Manifest[]).map((source) => source.configMapRef?.name)
       assert.deepEqual(sources, [name])
+      const { configVolume } = await nats()
+      const natsName = (await configMapOf('message-broker')).metadata.name as string
+      assert.match(natsName, /^myapp-nats-[a-z0-9]{10}$/, "an edit of nats.conf rolls NATS's pod")
+      assert.equal(configVolume.configMap.name, natsName)
     })
 
     it('when containers are listed, then each has requests, limits, a pinned image and the restricted security context', async () => {
-      const workloads = [...(await ofKind('Deployment')), ...(await ofKind('Job'))]
-      assert.equal(workloads.length, 2)
+      const workloads = [...(await ofKind('Deployment')), ...(await ofKind('Job')), ...(await ofKind('StatefulSet'))]
+      assert.equal(workloads.length, 3)
       for (const workload of workloads) {
         const pod = workload.spec.template.spec
+        // Where each writes on its read-only root: the app's image in /tmp, nats-server in its store only.
+        const claims = (workload.spec.volumeClaimTemplates ?? []).map((claim: Manifest) => claim.metadata.name)
         assert.equal(pod.securityContext.runAsNonRoot, true)
         assert.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault')
         assert.equal(pod.automountServiceAccountToken, false)
@@ -126,10 +187,15 @@ for (const overlay of OVERLAYS) {
             runAsNonRoot: true,
             capabilities: { drop: ['ALL'] },
           })
-          assert.ok(
-            pod.volumes.some((volume: Manifest) => volume.name === 'tmp' && volume.emptyDir),
-            `${what} /tmp`,
-          )
+          if (workload.kind === 'StatefulSet') {
+            const store = (container.volumeMounts as Manifest[]).find((mount) => mount.mountPath === '/data')
+            assert.ok(store && claims.includes(store.name), `${what}: /data is a claimed volume`)
+          } else {
+            assert.ok(
+              pod.volumes.some((volume: Manifest) => volume.name === 'tmp' && volume.emptyDir),
+              `${what} /tmp`,
+            )
+          }
         }
       }
     })
@@ -399,6 +465,100 @@ for (const overlay of OVERLAYS) {
       )
     })
 
+    it("when the relay publishes, then NATS_URL names NATS's client Service, whose port reaches the server's client port", async () => {
+      const { parseConfig } = await import('../../src/config/config.ts')
+      const data = await configMap()
+      const servers = parseConfig({ ...data, DB_HOST: 'db', DB_USER: 'u', DB_NAME: 'n' }).events.nats?.servers
+      assert.equal(servers?.length, 1, 'NATS_URL is set, so the relay runs')
+      const url = new URL(servers[0] as string)
+      assert.equal(url.protocol, 'nats:')
+      assert.equal(url.username, '', 'no credentials in the ConfigMap')
+      // The Service's name, short or qualified with this namespace.
+      const serviceName = url.hostname.split('.')[0] as string
+      const names = ['', `.myapp-${overlay}`, `.myapp-${overlay}.svc`, `.myapp-${overlay}.svc.cluster.local`]
+      assert.ok(names.map((suffix) => `${serviceName}${suffix}`).includes(url.hostname), url.hostname)
+      const service = await one('Service', serviceName)
+      assert.equal(service.spec.clusterIP, undefined, 'a ClusterIP Service: a stable address across restarts')
+      const port = (service.spec.ports as Manifest[]).find((candidate) => candidate.port === Number(url.port || 4222))
+      assert.ok(port, `the Service has port ${url.port}`)
+      const { statefulSet, container, conf } = await nats()
+      for (const [key, value] of Object.entries(service.spec.selector)) {
+        assert.equal(
+          statefulSet.spec.template.metadata.labels[key],
+          value,
+          `the Service selects the NATS pods by ${key}`,
+        )
+      }
+      const target = (container.ports as Manifest[]).find((candidate) => candidate.name === port.targetPort)
+      assert.equal(String(target?.containerPort), natsSetting(conf, 'port'), "the target is nats.conf's client port")
+    })
+
+    it('when NATS runs, then JetStream stores on the claimed volume, within the claim and the memory limit', async () => {
+      const { statefulSet, container, conf } = await nats()
+      const storeDir = natsSetting(conf, 'store_dir') as string
+      const mount = (container.volumeMounts as Manifest[]).find((candidate) => candidate.mountPath === storeDir)
+      const claim = (statefulSet.spec.volumeClaimTemplates as Manifest[]).find(
+        (candidate) => candidate.metadata.name === mount?.name,
+      )
+      assert.ok(claim, `${storeDir} is a volume of volumeClaimTemplates`)
+      assert.deepEqual(claim.spec.accessModes, ['ReadWriteOnce'])
+      const claimed = bytesOf(claim.spec.resources.requests.storage, 'kubernetes')
+      const fileStore = bytesOf(natsSetting(conf, 'max_file_store') as string, 'nats')
+      assert.ok(fileStore < claimed, `max_file_store ${fileStore} < claim ${claimed}`)
+      assert.equal(
+        statefulSet.spec.persistentVolumeClaimRetentionPolicy.whenDeleted,
+        'Retain',
+        'the stream outlives it',
+      )
+      const limit = bytesOf(container.resources.limits.memory, 'kubernetes')
+      const soft = bytesOf(envOf(container).GOMEMLIMIT?.value as string, 'go')
+      const memoryStore = bytesOf(natsSetting(conf, 'max_memory_store') as string, 'nats')
+      assert.ok(soft < limit, `GOMEMLIMIT ${soft} < limit ${limit}`)
+      assert.ok(memoryStore < soft, `max_memory_store ${memoryStore} < GOMEMLIMIT ${soft}`)
+    })
+
+    it('when NATS starts, then it reads the mounted nats.conf, as one server behind a headless governing Service', async () => {
+      const { statefulSet, container, configVolume, configFile } = await nats()
+      assert.deepEqual(container.args, ['--config', configFile])
+      const mount = (container.volumeMounts as Manifest[]).find((candidate) => candidate.name === configVolume.name)
+      assert.equal(mount?.readOnly, true)
+      assert.equal(statefulSet.spec.replicas, 1)
+      const governing = await one('Service', statefulSet.spec.serviceName)
+      assert.equal(governing.spec.clusterIP, 'None')
+      assert.deepEqual(governing.spec.selector, statefulSet.spec.selector.matchLabels)
+      for (const [key, value] of Object.entries(statefulSet.spec.selector.matchLabels)) {
+        assert.equal(statefulSet.spec.template.metadata.labels[key], value, key)
+      }
+      // One server: a budget would forbid every drain; the outbox holds the events while the pod moves.
+      const budgets = (await ofKind('PodDisruptionBudget')).filter((budget) =>
+        Object.entries(budget.spec.selector.matchLabels ?? {}).every(
+          ([key, value]) => statefulSet.spec.template.metadata.labels[key] === value,
+        ),
+      )
+      assert.deepEqual(budgets, [], 'no PodDisruptionBudget holds the single NATS pod')
+    })
+
+    it("when the kubelet probes NATS, then startup, liveness and readiness read /healthz on nats.conf's monitor port", async () => {
+      const { container, conf } = await nats()
+      const monitor = (container.ports as Manifest[]).find((port) => port.name === 'monitor')
+      assert.equal(String(monitor?.containerPort), natsSetting(conf, 'http_port'))
+      const paths = [container.startupProbe, container.livenessProbe, container.readinessProbe].map((probe) => {
+        assert.equal(probe.httpGet.port, 'monitor')
+        return probe.httpGet.path
+      })
+      assert.deepEqual(paths, ['/healthz', '/healthz?js-enabled-only=true', '/healthz?js-server-only=true'])
+      assert.ok(
+        container.startupProbe.periodSeconds * container.startupProbe.failureThreshold >= 120,
+        'time to recover a large store before liveness applies',
+      )
+    })
+
+    it('when Argo CD syncs, then NATS comes with the database, before the app', async () => {
+      const { statefulSet } = await nats()
+      assert.ok(wave(statefulSet) < wave(await one('Deployment')))
+      assert.ok(wave(statefulSet) <= wave(await one('Cluster', 'myapp-db')))
+    })
+
     it(`when the environment is ${overlay}, then its settings apply`, async () => {
       const data = await configMap()
       assert.equal(data.DOCS_ENABLED, overlay === 'dev' ? 'true' : 'false')
@@ -426,6 +586,31 @@ function plain(env: Record<string, Manifest>): Record<string, string> {
       .map((entry) => [entry.name, entry.value]),
   )
 }
+
+describe("the NATS component's configuration", { skip: skip || natsMissing() }, () => {
+  it('when nats-server checks the rendered nats.conf, then it accepts it', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'myapp-nats-conf-'))
+    try {
+      for (const overlay of OVERLAYS) {
+        const configMap = (await render(`overlays/${overlay}`)).find(
+          (manifest) =>
+            manifest.kind === 'ConfigMap' &&
+            manifest.metadata.labels?.['app.kubernetes.io/component'] === 'message-broker',
+        )
+        const file = join(folder, `${overlay}.conf`)
+        writeFileSync(file, configMap?.data['nats.conf'])
+        const { stdout, stderr } = await run(NATS_SERVER, ['--config', file, '-t'])
+        assert.match(`${stdout}${stderr}`, /is valid/, overlay)
+      }
+      // The control: a misspelt setting fails the same check.
+      const misspelt = join(folder, 'misspelt.conf')
+      writeFileSync(misspelt, 'jetstream { store_directory: /data }\n')
+      await assert.rejects(run(NATS_SERVER, ['--config', misspelt, '-t']), /unknown field/)
+    } finally {
+      rmSync(folder, { recursive: true, force: true })
+    }
+  })
+})
 
 describe('the overlays together', { skip }, () => {
   it('when backups are read across environments, then no two share an object store path or a server name', async () => {

@@ -1,9 +1,9 @@
 // Reachability of every rendered overlay: its NetworkPolicies evaluated (test/helpers/network-policy.ts) against
-// the pods that will really run, with the labels they will really carry: the Deployment's and the migrate Job's
-// pod templates, CloudNativePG's instance, Pooler and join-Job pods as its operator labels them
-// (pkg/specs/pods.go, pgbouncer/deployments.go, jobs.go), and the system's neighbours (the Gateway, Prometheus,
-// the operator, kube-dns) in their namespaces. Every flow the system needs must be open, and the database and
-// the app closed to everyone else.
+// the pods that will really run, with the labels they will really carry: the Deployment's, the migrate Job's and
+// the NATS StatefulSet's pod templates, CloudNativePG's instance, Pooler and join-Job pods as its operator labels
+// them (pkg/specs/pods.go, pgbouncer/deployments.go, jobs.go), and the system's neighbours (the Gateway,
+// Prometheus, the operator, kube-dns) in their namespaces. Every flow the system needs must be open, and the
+// database, NATS and the app closed to everyone else.
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
 import { describe } from '../helpers/describe.ts'
@@ -65,7 +65,8 @@ function podsOf(manifests: Manifest[]) {
   const [job] = find('Job')
   const [cluster] = find('Cluster')
   const [pooler] = find('Pooler')
-  assert.ok(deployment && job && cluster && pooler, 'a Deployment, a Job, a Cluster and a Pooler')
+  const [nats] = find('StatefulSet')
+  assert.ok(deployment && job && cluster && pooler && nats, 'a Deployment, a Job, a Cluster, a Pooler and NATS')
   const namespace = deployment.metadata.namespace as string
   const fromTemplate = (name: string, workload: Manifest) =>
     pod(
@@ -103,6 +104,7 @@ function podsOf(manifests: Manifest[]) {
     namespace,
     app: fromTemplate('app', deployment),
     migrate: fromTemplate('migrate', job),
+    nats: fromTemplate(`${nats.metadata.name}-0`, nats),
     primary: instance(1, 'primary'),
     replica: instances > 1 ? instance(2, 'replica') : undefined,
     join: pod(`${clusterName}-${instances + 1}-join`, namespace, {
@@ -138,7 +140,7 @@ interface Flow {
 }
 
 function flowsOf(pods: ReturnType<typeof podsOf>) {
-  const { app, migrate, primary, replica, join, pooler } = pods
+  const { app, migrate, primary, replica, join, pooler, nats } = pods
   const n = neighbours
   const dns = (name: string, from: Endpoint | undefined): Flow[] => [
     { name: `${name} → DNS`, from, to: n.dns, port: 53, protocol: 'UDP' },
@@ -168,6 +170,7 @@ function flowsOf(pods: ReturnType<typeof podsOf>) {
     { name: 'prometheus → replica metrics', from: n.prometheus, to: replica, port: 9187 },
     { name: 'prometheus → pooler metrics', from: n.prometheus, to: pooler, port: 9127 },
     { name: 'app → OTLP collector', from: app, to: n.collector, port: 4318 },
+    { name: 'app → NATS (the outbox relay)', from: app, to: nats, port: 4222 },
     ...(pods.usesJwt ? [{ name: 'app → identity provider (JWKS)', from: app, to: n.identityProvider, port: 443 }] : []),
     ...dns('app', app),
     ...dns('migrate job', migrate),
@@ -200,6 +203,18 @@ function flowsOf(pods: ReturnType<typeof podsOf>) {
     { name: 'app → mail server (unlisted egress)', from: app, to: n.mailServer, port: 25 },
     { name: 'primary → mail server (unlisted egress)', from: primary, to: n.mailServer, port: 25 },
     { name: 'migrate job → identity provider (unlisted egress)', from: migrate, to: n.identityProvider, port: 443 },
+    { name: 'other namespace, app labels → NATS', from: intruder, to: nats, port: 4222 },
+    { name: 'other namespace → NATS', from: stranger, to: nats, port: 4222 },
+    { name: 'unlabelled pod, same namespace → NATS', from: unlabelled, to: nats, port: 4222 },
+    { name: 'migrate job → NATS (it publishes nothing)', from: migrate, to: nats, port: 4222 },
+    { name: 'pooler → NATS', from: pooler, to: nats, port: 4222 },
+    { name: 'gateway → NATS', from: n.gateway, to: nats, port: 4222 },
+    { name: 'prometheus → NATS', from: n.prometheus, to: nats, port: 4222 },
+    { name: 'app → NATS monitoring (the kubelet probes it)', from: app, to: nats, port: 8222 },
+    { name: 'NATS → app', from: nats, to: app, port: 8080 },
+    { name: 'NATS → primary', from: nats, to: primary, port: 5432 },
+    { name: 'NATS → Kubernetes API', from: nats, to: n.apiServer, port: 6443 },
+    { name: 'NATS → mail server (unlisted egress)', from: nats, to: n.mailServer, port: 25 },
   ]
   return { needed, refused }
 }
@@ -246,6 +261,19 @@ for (const overlay of OVERLAYS as readonly Overlay[]) {
       t.diagnostic(`${overlay}, flows that must be refused:\n  ${lines.map((entry) => entry.line).join('\n  ')}`)
       const open = lines.filter((entry) => entry.allowed).map((entry) => entry.line)
       assert.deepEqual(open, [], `${open.length} of ${lines.length} flows that must be refused are open`)
+    })
+
+    it("when NATS's ingress is read on its own, then it admits the app's pods and no other pod of the namespace", async () => {
+      const manifests = await rendered
+      const pods = podsOf(manifests)
+      const world = worldOf(manifests, true)
+      // The sources' egress (the default deny) would refuse these anyway: NATS must not rest on it.
+      const ingressOf = (from: Pod) => evaluate(world, from, pods.nats, 4222)
+      assert.ok(ingressOf(pods.app).allowed, 'the app reaches NATS')
+      const others = [pods.migrate, pods.pooler, pods.primary, pod('debug', pods.namespace, {})]
+      for (const other of others) {
+        assert.ok(ingressOf(other).refusedBy.includes('ingress'), `${other.name} → NATS passes NATS's ingress`)
+      }
     })
 
     it('when the policies are read, then no peer selector demands the labels kustomize puts on every object', async () => {

@@ -201,9 +201,13 @@ describe("the cluster e2e's scripts", { skip: skipScripts }, () => {
     manifests = parseAllDocuments(readFileSync(join(folder, 'manifest.yaml'), 'utf8')).map(
       (document) => document.toJSON() as Manifest,
     )
-    const data = manifests.find(
-      (manifest) => manifest.kind === 'ConfigMap' && manifest.metadata.name.startsWith('myapp'),
-    )?.data as Record<string, string>
+    // The app's own ConfigMap, as its Deployment names it (NATS has one too, and hashed names sort either way).
+    const app = manifests.find((manifest) => manifest.kind === 'Deployment')
+    const name = app?.spec.template.spec.containers[0]?.envFrom?.find(
+      (source: { configMapRef?: { name: string } }) => source.configMapRef !== undefined,
+    )?.configMapRef.name
+    const data = manifests.find((manifest) => manifest.kind === 'ConfigMap' && manifest.metadata.name === name)
+      ?.data as Record<string, string>
     auth = Object.fromEntries(Object.entries(data).filter(([name]) => name.startsWith('AUTH_')))
   })
   after(() => rmSync(folder, { recursive: true, force: true }))
