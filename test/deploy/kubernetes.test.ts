@@ -401,6 +401,12 @@ for (const overlay of OVERLAYS) {
           rule.matches.map((match: Manifest) => match.path.value),
         )
         assert.ok(!paths.some((path: string) => path.startsWith('/docs')), 'the docs are not routed')
+        // A Gateway's default request timeout would cut the server-sent feed, which is one long response.
+        const feed = route.spec.rules.find((rule: Manifest) =>
+          rule.matches.some((match: Manifest) => match.path.value === '/v1/events'),
+        )
+        assert.equal(feed?.timeouts?.request, '0s', 'the event feed is routed without a request timeout')
+        assert.ok(paths.includes('/asyncapi.json') && paths.includes('/asyncapi.yaml'), 'the events document is routed')
       }
       assert.equal(data.SERVER_TRUST_PROXY, '1', 'the Gateway is the one hop in front')
     })
