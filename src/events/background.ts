@@ -29,7 +29,9 @@ export function startEventsBackground({
   traced?: boolean
 }): EventsBackground {
   const relay: Relay | undefined =
-    config.nats === undefined ? undefined : startRelay({ database, nats: config.nats, logger, metrics, traced })
+    config.nats === undefined
+      ? undefined
+      : startRelay({ database, nats: config.nats, logger, metrics, traced, maxAgeMs: config.retentionMs })
   const outbox = createOutbox(database)
   // Every replica with a relay reports the backlog, whichever holds the lock: the table is the same from each, and
   // one that can still be scraped tells while another is stuck. Without a relay no event is ever marked

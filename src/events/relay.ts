@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
+  DiscardPolicy,
   JetStreamApiError,
   type JetStreamClient,
   JetStreamError,
@@ -63,6 +64,9 @@ export interface RelayOptions {
   metrics?: Metrics | undefined
   /** Trace each publish as a PRODUCER span (tracing is on). */
   traced?: boolean | undefined
+  /** How long the stream keeps an event when the relay creates it: the outbox's retention, so that JetStream holds
+   * what the feed holds and its store does not fill until publishes are refused. No limit when absent. */
+  maxAgeMs?: number | undefined
   /** Told after each batch that published something, once committed. */
   onBatch?(batch: RelayedBatch): void
 }
@@ -139,7 +143,15 @@ const ATTRIBUTES = {
   eventSubject: 'cloudevents.event_subject',
 } as const
 
-export function startRelay({ database, nats, logger, metrics, traced = false, onBatch }: RelayOptions): Relay {
+export function startRelay({
+  database,
+  nats,
+  logger,
+  metrics,
+  traced = false,
+  maxAgeMs,
+  onBatch,
+}: RelayOptions): Relay {
   const log = logger.child({ component: 'events-relay' })
   const stopping = new AbortController()
   let connection: NatsConnection | undefined
@@ -196,6 +208,7 @@ export function startRelay({ database, nats, logger, metrics, traced = false, on
           subjects: STREAM_SUBJECTS,
           storage: StorageType.File,
           duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+          ...(maxAgeMs === undefined ? {} : { max_age: nanos(maxAgeMs), discard: DiscardPolicy.Old }),
         })
         log.info({ stream: STREAM, subjects: STREAM_SUBJECTS }, 'JetStream stream created')
       }

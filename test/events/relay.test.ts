@@ -93,10 +93,18 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
   })
 
   it('when changes commit, then each reaches a durable consumer once by id, and a refused write sends nothing', async () => {
-    const relay = startRelay({ database: service.database, nats: natsSettings(nats.url), logger })
+    const retentionMs = 7 * 24 * 3600_000
+    const relay = startRelay({
+      database: service.database,
+      nats: natsSettings(nats.url),
+      logger,
+      maxAgeMs: retentionMs,
+    })
     try {
-      // The relay creates the stream when it first connects.
+      // The relay creates the stream when it first connects, keeping events as long as the outbox does.
       await until('the BOOKS stream', 5000, async () => (await jsm.streams.info(STREAM)).config.subjects)
+      const { config } = await jsm.streams.info(STREAM)
+      assert.equal(config.max_age, retentionMs * 1_000_000, 'max_age is the retention, in nanoseconds')
       await jsm.consumers.add(STREAM, { durable_name: 'first-test', ack_policy: AckPolicy.Explicit })
       const consumer = await jetstream(client).consumers.get(STREAM, 'first-test')
       const received: { id: string; subject: string; event: BookEvent }[] = []
