@@ -1,8 +1,9 @@
 // The outbox relay: publishes the book_events rows to NATS JetStream, at least once and in position order, with
 // the event id as Nats-Msg-Id so that JetStream's duplicate window drops a re-send. One relay publishes at a time
 // across replicas: each batch runs in a transaction that holds an advisory lock, reads the oldest unpublished rows,
-// publishes them one after another (a failed one stops the batch, so nothing overtakes it), and marks those
-// acknowledged. With NATS unreachable the writes go on; the rows wait, and flow once it is back.
+// publishes them all at once, each to be stored only right after the one before it (JetStream's expected last
+// sequence), so that none overtakes one that failed, and marks those acknowledged. With NATS unreachable the writes
+// go on; the rows wait, and flow once it is back.
 //
 // Observed: each failed attempt to reach NATS or publish is counted by reason, each published event's lag is
 // measured, and with tracing on each publish is a PRODUCER span, a child of the request that made the change.
@@ -10,9 +11,11 @@ import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   DiscardPolicy,
+  JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamClient,
   JetStreamError,
+  type JetStreamManager,
   jetstream,
   jetstreamManager,
   StorageType,
@@ -97,6 +100,10 @@ export const PUBLISH_ERROR_REASONS = ['unreachable', 'timeout', 'refused', 'othe
 export type PublishErrorReason = (typeof PUBLISH_ERROR_REASONS)[number]
 
 /** The reason of `error`, or else of its causes (JetStream wraps a "no responders" answer, for one). */
+/** JetStream refused a message because the stream's last sequence was not the one it expected. */
+const isWrongLastSequence = (error: unknown) =>
+  error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence
+
 export function publishErrorReason(error: unknown, depth = 0): PublishErrorReason {
   const reason = ownReason(error)
   if (reason !== 'other' || depth === 3 || !(error instanceof Error)) return reason
@@ -156,6 +163,7 @@ export function startRelay({
   const stopping = new AbortController()
   let connection: NatsConnection | undefined
   let js: JetStreamClient | undefined
+  let jsm: JetStreamManager | undefined
   let connected = false
   let streamReady = false
 
@@ -174,6 +182,7 @@ export function startRelay({
     const nc = await counted(() => connect(connectionOptions(nats)))
     connection = nc
     js = jetstream(nc)
+    jsm = await jetstreamManager(nc)
     connected = true
     void (async () => {
       for await (const status of nc.status()) {
@@ -238,8 +247,11 @@ export function startRelay({
     return span
   }
 
-  /** Publishes one event; true when JetStream had it already. */
-  async function publish(row: UnpublishedRow): Promise<boolean> {
+  /**
+   * Publishes one event, to be stored only if the stream's last message is `lastSequence`; true when JetStream had
+   * the event already (a duplicate is not stored, so the stream's sequence does not move).
+   */
+  async function publish(row: UnpublishedRow, lastSequence: number): Promise<boolean> {
     const event = toCloudEvent(row)
     const subject = subjectOf(row.type)
     const span = traced ? startPublishSpan(row, subject) : undefined
@@ -249,14 +261,12 @@ export function startRelay({
     const traceparent = span === undefined ? (event.traceparent ?? null) : traceparentOf(span.spanContext())
     if (traceparent !== null) messageHeaders.set('traceparent', traceparent)
     try {
-      const ack = await counted(() =>
-        (js as JetStreamClient).publish(subject, JSON.stringify(event), {
-          msgID: row.id,
-          headers: messageHeaders,
-          timeout: PUBLISH_TIMEOUT_MS,
-          expect: { streamName: STREAM },
-        }),
-      )
+      const ack = await (js as JetStreamClient).publish(subject, JSON.stringify(event), {
+        msgID: row.id,
+        headers: messageHeaders,
+        timeout: PUBLISH_TIMEOUT_MS,
+        expect: { streamName: STREAM, lastSequence },
+      })
       if (ack.duplicate) span?.setAttribute('myapp.event.duplicate', true)
       return ack.duplicate
     } catch (error) {
@@ -268,9 +278,10 @@ export function startRelay({
     }
   }
 
-  /** One batch: how many were published, or undefined when another replica's relay holds the lock. */
-  async function relayOnce(): Promise<number | undefined> {
+  /** One batch: true when more are waiting (a full batch, or one cut short by the sequence), so the next goes at once. */
+  async function relayOnce(): Promise<boolean> {
     let failure: unknown
+    let more = false
     let lockedAt = 0
     let duplicates = 0
     const published: string[] = []
@@ -281,17 +292,37 @@ export function startRelay({
       lockedAt = performance.now()
       const rows = await relayBatch.unpublished(tx, BATCH)
       const readAt = performance.now()
-      for (const row of rows) {
-        try {
-          if (await publish(row)) duplicates++
-        } catch (error) {
-          failure = error
+      if (rows.length === 0) return true
+      // The batch's publishes are all in flight at once, yet none overtakes another: each is stored only right
+      // after the one before it (its expected last sequence), so after one that is lost the rest are refused.
+      const last = (await counted(() => (jsm as JetStreamManager).streams.info(STREAM))).state.last_seq
+      const outcomes = await Promise.all(
+        rows.map((row, i) =>
+          publish(row, last + i).then(
+            (duplicate) => ({ duplicate, ackedAt: performance.now(), error: undefined }),
+            (error: unknown) => ({ duplicate: false, ackedAt: 0, error }),
+          ),
+        ),
+      )
+      for (const [i, outcome] of outcomes.entries()) {
+        const row = rows[i] as UnpublishedRow
+        if (outcome.error !== undefined) {
+          // Refused for the sequence only: an earlier one was a duplicate (not stored, so the count is off by
+          // one) or failed. The next batch starts again from the stream's last sequence.
+          if (isWrongLastSequence(outcome.error) && published.length > 0) {
+            more = true
+          } else {
+            failure = outcome.error
+            metrics?.eventsPublishErrors.inc({ reason: publishErrorReason(outcome.error) })
+          }
           break
         }
-        lags.push(row.waited_seconds + (performance.now() - readAt) / 1000)
+        if (outcome.duplicate) duplicates++
+        lags.push(row.waited_seconds + (outcome.ackedAt - readAt) / 1000)
         published.push(row.id)
         positions.push(row.position)
       }
+      more ||= published.length === BATCH
       // What was acknowledged stays acknowledged, even when a later publish failed.
       await relayBatch.markPublished(tx, positions)
       return true
@@ -300,7 +331,7 @@ export function startRelay({
     for (const lag of lags) metrics?.eventsRelayLag.observe(lag)
     if (published.length > 0) onBatch?.({ lockedAt, committedAt: performance.now(), eventIds: published, duplicates })
     if (failure !== undefined) throw failure
-    return locked ? published.length : undefined
+    return locked && more
   }
 
   // The batches' statements are left out of the traces (each would be a trace of its own, several a second while
@@ -313,10 +344,10 @@ export function startRelay({
         if (connection === undefined) await connectNats()
         if (connected) {
           if (!streamReady) await ensureStream()
-          const published = await relayOnce()
+          const more = await relayOnce()
           if (failures > 0) log.info({ failures }, 'relaying events again')
           failures = 0
-          if (published === BATCH) continue
+          if (more) continue
         }
       } catch (error) {
         failures++
