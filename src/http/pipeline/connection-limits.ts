@@ -41,8 +41,13 @@ const connectionOf = new WeakMap<Socket, Connection>()
 // The libuv write queue: the only sign that the kernel took bytes of a write still in progress.
 type WithHandle = { _handle?: { writeQueueSize?: number } | null }
 
+/**
+ * What moved between the client and the kernel: bytes read, bytes of finished writes, and the write in progress's
+ * queue. Answers the service adds to a buffer the client does not drain are not movement: bytesWritten and
+ * writableLength both grow by them.
+ */
 const progressOf = (socket: Socket) =>
-  `${socket.bytesRead}/${socket.bytesWritten}/${socket.writableLength}/${(socket as WithHandle)._handle?.writeQueueSize}`
+  `${socket.bytesRead}/${socket.bytesWritten - socket.writableLength}/${(socket as WithHandle)._handle?.writeQueueSize}`
 
 /** Whether the request declares a body that has not been received yet (headers are read before the body). */
 export const isReceivingBody = (request: IncomingMessage | undefined) =>
