@@ -22,7 +22,7 @@ import { STREAM } from '../../src/events/relay.ts'
 import { describe } from '../helpers/describe.ts'
 import { REQUIRE_SERVICES } from '../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../helpers/service.ts'
-import { freePort, underContainerScriptsLock } from '../helpers/tools.ts'
+import { freePort, underContainerScriptsLock, until as untilEvery } from '../helpers/tools.ts'
 import { ROOT, readmeVariables, setByCompose } from './compose-files.ts'
 
 const exec = promisify(execFile)
@@ -189,17 +189,6 @@ async function streamContents(jsm: JetStreamManager) {
   return stored
 }
 
-/** Polls `probe` every 200 ms until it returns a value, for at most `timeoutMs`. */
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
-    await sleep(200)
-  }
-}
-
 /** Runs a step, reporting how long it took. */
 async function timed<T>(t: TestContext, step: string, action: () => Promise<T>): Promise<T> {
   const started = performance.now()
@@ -207,6 +196,10 @@ async function timed<T>(t: TestContext, step: string, action: () => Promise<T>):
   t.diagnostic(`${step}: ${((performance.now() - started) / 1000).toFixed(1)} s`)
   return result
 }
+
+/** Polled every 200 ms: each probe runs a container engine command. */
+const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>) =>
+  untilEvery(what, timeoutMs, probe, 200)
 
 describe('compose.yml on a container engine', { skip }, () => {
   const name = `myapp-compose-${process.pid}`

@@ -23,6 +23,7 @@ import {
   type ThrowawayPostgres,
   throwawayPostgresMissing,
 } from '../helpers/throwaway-postgres.ts'
+import { until as untilEvery } from '../helpers/tools.ts'
 import { natsMissing, startNats, type TestNats } from './nats.ts'
 
 const RUN_MS = 14_000
@@ -31,19 +32,12 @@ const OUTAGE_MS = 4000
 const WRITE_EVERY_MS = 10
 const MAX_IN_FLIGHT = 64
 
+/** Polled every 20 ms: the outage's figures are timed by it. */
+const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>) =>
+  untilEvery(what, timeoutMs, probe, 20)
 const natsSettings = (url: string) => parseConfig({ NATS_URL: url }).events.nats as NatsSettings
 const book = (n: number) => ({ title: `Crash ${n}`, author: 'Iain M. Banks', published_date: '1987-04-01' })
 const writeOf = (event: BookEvent) => Number(String(event.data.title).replace('Crash ', ''))
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
-    await sleep(20)
-  }
-}
 
 interface Received {
   id: string

@@ -35,7 +35,7 @@ import { describe } from '../helpers/describe.ts'
 import { attribute, otlpReceiver } from '../helpers/otlp-receiver.ts'
 import { createServerDatabase } from '../helpers/postgres-server.ts'
 import { BACKENDS, type Backend, bodyOf, jsonRequest, skipReason, startService } from '../helpers/service.ts'
-import { PROMTOOL, programMissing } from '../helpers/tools.ts'
+import { PROMTOOL, programMissing, until } from '../helpers/tools.ts'
 import { natsMissing, startNats, type TestNats } from './nats.ts'
 
 /** OTLP's SpanKind value of a PRODUCER span. */
@@ -46,16 +46,6 @@ const book = (n: number) => ({ title: `Observed ${n}`, author: 'Ursula K. Le Gui
 function sampleOf(text: string, series: string): number | undefined {
   const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `))
   return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
-    await sleep(100)
-  }
 }
 
 interface RelayedService {

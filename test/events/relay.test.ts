@@ -16,6 +16,7 @@ import { createLogger } from '../../src/logger.ts'
 import { createMetrics, type Metrics } from '../../src/observability/metrics.ts'
 import { describe } from '../helpers/describe.ts'
 import { bodyOf, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
+import { until } from '../helpers/tools.ts'
 import { natsMissing, startNats, type TestNats } from './nats.ts'
 
 const logger = createLogger('silent')
@@ -45,16 +46,6 @@ async function streamContents(jsm: JetStreamManager): Promise<Stored[]> {
     })
   }
   return stored
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
-    await sleep(100)
-  }
 }
 
 /** The upper bound of the histogram bucket the q-quantile of the relay lag falls in, and how many were observed. */

@@ -95,3 +95,19 @@ export const underContainerScriptsLock = (argv: readonly string[]): string[] => 
   CONTAINER_SCRIPTS_LOCK,
   ...argv,
 ]
+
+/** Polls `probe` every `intervalMs` until it gives a value (a throw counts as none), failing after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe().catch(() => undefined)
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
+    await sleep(intervalMs)
+  }
+}
