@@ -44,6 +44,8 @@ describe('the benchmark (npm run bench)', { skip }, () => {
         BENCH_COLD_STARTS: '1',
         BENCH_IDLE_SECONDS: '0.5',
         BENCH_CONNECTIONS: '4',
+        // The lag runs' correctness (every create answered, every event once), not the machine's capacity.
+        BENCH_EVENTS_RATE: '200',
         BENCH_LIST_SIZES: '2000,4000',
         BENCH_OUTPUT: output,
       },
@@ -98,7 +100,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       assert.ok(result.transactionsPerSecond > 0, `events: pgbench ${name} ran`)
       assert.equal(result.failed, 0, `events: pgbench ${name} failed transactions`)
     }
-    assertRelayLagReported(results.events.lag.fixedRate, 1000)
+    assertRelayLagReported(results.events.lag.fixedRate, 200)
     const half = Math.round(results.events.creates.serviceRelayed.requestsPerSecond / 2)
     assertRelayLagReported(results.events.lag.halfMaximum, half)
     for (const [name, result] of httpRuns) {
@@ -140,7 +142,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       stdout,
       /\| create with its outbox event \/ without it \(bare node:http, same driver\) \| [\d.]+ \| ≥ 0\.85 \| (yes|NO) \|/,
     )
-    assert.match(stdout, /\| 1000 \| \d+ \| \d+ \| 1000 of 1000 \/ 1000 \/ 0 \| \d+ \([\d.]+\) \| \d+ \|/)
+    assert.match(stdout, /\| 200 \| \d+ \| \d+ \| 200 of 200 \/ 200 \/ 0 \| \d+ \([\d.]+\) \| \d+ \|/)
     assert.match(
       stdout,
       /\| list \(default page, 2000 books\) \/ 516 req\/s before cursors \(100,000 books\) \| [\d.]+ \| ≥ 5 \|/,
