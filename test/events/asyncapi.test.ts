@@ -13,16 +13,15 @@ import addFormats from 'ajv-formats'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { parse } from 'yaml'
 import { ASYNCAPI_YAML } from '../../scripts/openapi.ts'
-import { parseConfig } from '../../src/config/config.ts'
 import { buildAsyncApi } from '../../src/events/asyncapi.ts'
 import { BOOK_EVENT_TYPES, subjectOf } from '../../src/events/cloudevents.ts'
 import { ASYNCAPI } from '../../src/events/http/asyncapi.ts'
 import { FEED_ACCESS, PREFIX } from '../../src/events/http/routes.ts'
-import { type NatsSettings, STREAM, startRelay } from '../../src/events/relay.ts'
+import { STREAM, startRelay } from '../../src/events/relay.ts'
 import { createLogger } from '../../src/logger.ts'
 import { describe } from '../helpers/describe.ts'
 import { bodyOf, type Json, jsonRequest, startService, type TestService } from '../helpers/service.ts'
-import { natsMissing, startNats } from './nats.ts'
+import { natsMissing, natsSettings, startNats } from './nats.ts'
 import { openSse } from './sse.ts'
 
 const book = { title: 'The Left Hand of Darkness', author: 'Ursula K. Le Guin', published_date: '1969-03-01' }
@@ -236,7 +235,7 @@ describe('the AsyncAPI document against NATS', { skip: natsMissing() }, () => {
     const client = await connect({ servers: nats.url })
     const relay = startRelay({
       database: service.database,
-      nats: parseConfig({ NATS_URL: nats.url }).events.nats as NatsSettings,
+      nats: natsSettings(nats.url),
       logger: createLogger('silent'),
     })
     try {

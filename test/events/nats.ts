@@ -7,10 +7,15 @@ import { connect as connectTcp } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { parseConfig } from '../../src/config/config.ts'
+import type { NatsSettings } from '../../src/events/relay.ts'
 import { freePort, programMissing } from '../helpers/tools.ts'
 
 export const NATS_SERVER = '/usr/sbin/nats-server'
 export const natsMissing = () => programMissing(NATS_SERVER, 'apt-get install nats-server')
+
+/** The relay's NATS settings for `url`, as NATS_URL gives them. */
+export const natsSettings = (url: string) => parseConfig({ NATS_URL: url }).events.nats as NatsSettings
 
 export interface TestNats {
   url: string

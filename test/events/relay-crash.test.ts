@@ -10,11 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { AckPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import postgres from 'postgres'
-import { parseConfig } from '../../src/config/config.ts'
 import { DATABASE_RETRY_AFTER_SECONDS } from '../../src/db/errors.ts'
 import type { BookEvent } from '../../src/events/cloudevents.ts'
 import { OUTBOX_SQL } from '../../src/events/outbox.ts'
-import { type NatsSettings, type RelayedBatch, STREAM, startRelay } from '../../src/events/relay.ts'
+import { type RelayedBatch, STREAM, startRelay } from '../../src/events/relay.ts'
 import { createLogger } from '../../src/logger.ts'
 import { describe } from '../helpers/describe.ts'
 import { bodyOf, jsonRequest, startService, type TestService } from '../helpers/service.ts'
@@ -24,7 +23,7 @@ import {
   throwawayPostgresMissing,
 } from '../helpers/throwaway-postgres.ts'
 import { until as untilEvery } from '../helpers/tools.ts'
-import { natsMissing, startNats, type TestNats } from './nats.ts'
+import { natsMissing, natsSettings, startNats, type TestNats } from './nats.ts'
 
 const RUN_MS = 14_000
 const CRASH_AT_MS = 3000
@@ -35,7 +34,6 @@ const MAX_IN_FLIGHT = 64
 /** Polled every 20 ms: the outage's figures are timed by it. */
 const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>) =>
   untilEvery(what, timeoutMs, probe, 20)
-const natsSettings = (url: string) => parseConfig({ NATS_URL: url }).events.nats as NatsSettings
 const book = (n: number) => ({ title: `Crash ${n}`, author: 'Iain M. Banks', published_date: '1987-04-01' })
 const writeOf = (event: BookEvent) => Number(String(event.data.title).replace('Crash ', ''))
 

@@ -11,17 +11,16 @@ import { parseConfig } from '../../src/config/config.ts'
 import type { Database } from '../../src/db/database.ts'
 import { openDatabase } from '../../src/db/open.ts'
 import { type BookEvent, type EventRow, toCloudEvent } from '../../src/events/cloudevents.ts'
-import { type NatsSettings, type RelayedBatch, STREAM, startRelay } from '../../src/events/relay.ts'
+import { type RelayedBatch, STREAM, startRelay } from '../../src/events/relay.ts'
 import { createLogger } from '../../src/logger.ts'
 import { createMetrics, type Metrics } from '../../src/observability/metrics.ts'
 import { describe } from '../helpers/describe.ts'
 import { bodyOf, jsonRequest, skipReason, startService, type TestService } from '../helpers/service.ts'
 import { until } from '../helpers/tools.ts'
-import { natsMissing, startNats, type TestNats } from './nats.ts'
+import { natsMissing, natsSettings, startNats, type TestNats } from './nats.ts'
 
 const logger = createLogger('silent')
 /** The relay's settings as NATS_URL alone makes them. */
-const natsSettings = (url: string) => parseConfig({ NATS_URL: url }).events.nats as NatsSettings
 const book = (n: number) => ({ title: `Relayed ${n}`, author: 'Iain M. Banks', published_date: '1987-04-01' })
 
 interface Stored {
