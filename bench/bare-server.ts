@@ -2,15 +2,19 @@
 // the same driver (postgres.js, prepared statements) and writes the rows as JSON. No framework, no validation, no
 // logging, no metrics: whatever the service does beyond this is its cost. Pools as the service's: reads on
 // DB_POOL_READS connections, writes on the rest of DB_POOL_MAX; one pool for both when DB_POOL_READS is not below
-// DB_POOL_MAX (the default). The benchmark runs it with reads on one pipelined connection (bench/context.ts).
+// DB_POOL_MAX (the default). The benchmark runs it with reads on one pipelined connection (bench/context.ts). With
+// BARE_EVENTS=off its create is the same statement without the event's insert (bench/without-event.ts): the outbox's
+// cost on the create path, all else equal.
 //
-//   DATABASE_URL=postgres://… PORT=8081 DB_POOL_MAX=10 DB_POOL_READS=1 node bench/bare-server.ts
+//   DATABASE_URL=postgres://… PORT=8081 DB_POOL_MAX=10 DB_POOL_READS=1 [BARE_EVENTS=off] node bench/bare-server.ts
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import postgres from 'postgres'
 import { v7 as uuidv7 } from 'uuid'
 import { BOOK_SQL, listStatements } from '../src/books/repository.ts'
+import { CREATE_SQL } from './without-event.ts'
 
 const DATE_OID = 1082
+const withEvents = process.env.BARE_EVENTS !== 'off'
 const poolMax = Number(process.env.DB_POOL_MAX ?? 10)
 const poolReads = Number(process.env.DB_POOL_READS ?? poolMax)
 const pool = (max: number) =>
@@ -81,8 +85,11 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
     return send(response, 200, rows.slice(0, 10))
   }
   if (url === '/v1/books' && request.method === 'POST') {
-    const values = [uuidv7(), ...(await readBook(request)), uuidv7(), null] as never[]
-    const [row] = await writes.unsafe(BOOK_SQL.insert, values, { prepare: true })
+    const book = [uuidv7(), ...(await readBook(request))]
+    // The event's id, and no trace.
+    const [row] = withEvents
+      ? await writes.unsafe(CREATE_SQL.withEvent, [...book, uuidv7(), null] as never[], { prepare: true })
+      : await writes.unsafe(CREATE_SQL.withoutEvent, book as never[], { prepare: true })
     return send(response, 201, row)
   }
   send(response, 404)

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import postgres from 'postgres'
-import { type Context, rotated, roundsOf, SERVICE, type Section } from '../context.ts'
+import { BARE, type Context, rotated, roundsOf, SERVICE, type Section } from '../context.ts'
 import { type HttpResult, type PgbenchResult, pgbench, warmThenMeasure } from '../load.ts'
 import { NATS_SERVER, startNatsServer } from '../nats-server.ts'
 import { pgbenchScripts } from '../pgbench.ts'
@@ -28,7 +28,6 @@ import {
 } from './events-result.ts'
 
 const run = promisify(execFile)
-const BARE_CREATE = 'bench/bare-create-server.ts'
 const AT_RATE = fileURLToPath(new URL('../create-at-rate.ts', import.meta.url))
 /** How long the driver waits, after its last create, for the events it has not received. */
 const DRAIN_SECONDS = 30
@@ -66,8 +65,8 @@ export const events: Section = {
     try {
       for (let round = 1; round <= settings.rounds; round++) {
         context.say(`  round ${round} of ${settings.rounds}`)
-        const bareWith = await context.start('bare-create-with-event', BARE_CREATE, context.bareEnv(database.url))
-        const bareWithout = await context.start('bare-create-without-event', BARE_CREATE, {
+        const bareWith = await context.start('bare-create-with-event', BARE, context.bareEnv(database.url))
+        const bareWithout = await context.start('bare-create-without-event', BARE, {
           ...context.bareEnv(database.url),
           BARE_EVENTS: 'off',
         })
