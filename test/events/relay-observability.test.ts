@@ -5,7 +5,6 @@
 // receiver).
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import type { AddressInfo } from 'node:net'
 import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
@@ -18,23 +17,20 @@ import {
 } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { propagation, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api'
-import { buildApp } from '../../src/app.ts'
-import { parseConfig } from '../../src/config/config.ts'
-import type { Database } from '../../src/db/database.ts'
-import { createMigrator } from '../../src/db/migrator.ts'
-import { openDatabase } from '../../src/db/open.ts'
-import { startEventsBackground } from '../../src/events/background.ts'
 import type { BookEvent } from '../../src/events/cloudevents.ts'
 import { DEPTH_BOUND, OUTBOX_SQL } from '../../src/events/outbox.ts'
 import { STREAM } from '../../src/events/relay.ts'
-import { createLogger } from '../../src/logger.ts'
-import { createMetrics } from '../../src/observability/metrics.ts'
-import { startTracing, type Tracing } from '../../src/observability/tracing.ts'
-import { assertConformsToContract } from '../helpers/contract.ts'
 import { describe } from '../helpers/describe.ts'
 import { attribute, otlpReceiver } from '../helpers/otlp-receiver.ts'
-import { createServerDatabase } from '../helpers/postgres-server.ts'
-import { BACKENDS, type Backend, bodyOf, jsonRequest, skipReason, startService } from '../helpers/service.ts'
+import {
+  BACKENDS,
+  type Backend,
+  bodyOf,
+  jsonRequest,
+  skipReason,
+  startService,
+  type TestService,
+} from '../helpers/service.ts'
 import { PROMTOOL, programMissing, until } from '../helpers/tools.ts'
 import { natsMissing, startNats, type TestNats } from './nats.ts'
 
@@ -48,62 +44,17 @@ function sampleOf(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1))
 }
 
-interface RelayedService {
-  database: Database
-  tracing: Tracing | undefined
-  fetch(path: string, init?: RequestInit): Promise<Response>
-  /** GET /metrics over HTTP: its status, text and how long it took. */
-  scrape(): Promise<{ status: number; text: string; ms: number }>
-  close(): Promise<void>
+/** GET /metrics over HTTP: its status, text and how long it took. */
+async function scrape(service: TestService): Promise<{ status: number; text: string; ms: number }> {
+  const started = performance.now()
+  const response = await fetch(`${service.baseUrl}/metrics`)
+  const text = await response.text()
+  return { status: response.status, text, ms: performance.now() - started }
 }
 
-/**
- * The app as src/server.ts wires it, on a fresh database, with the events background (relay, gauges) running
- * against NATS_URL: test/helpers/service.ts builds the same app, but keeps its metrics to itself and starts no relay.
- */
-async function startRelayedService(backend: Backend, env: Record<string, string>): Promise<RelayedService> {
-  const serverDatabase = backend === 'postgres' ? await createServerDatabase() : undefined
-  const config = parseConfig({
-    SERVER_HOST: '127.0.0.1',
-    SERVER_PORT: '0',
-    RATE_LIMIT_MAX: '0',
-    LOAD_SHED_EVENT_LOOP_DELAY: '0',
-    ...(serverDatabase === undefined ? { DB_EMBEDDED_PATH: 'memory://' } : { DATABASE_URL: serverDatabase.url }),
-    ...env,
-  })
-  const logger = createLogger('silent')
-  const metrics = createMetrics()
-  const tracing = startTracing(config.tracing)
-  const traced = tracing !== undefined
-  const database = await openDatabase(config.database, logger, { metrics, traced })
-  await createMigrator(database).up()
-  const app = await buildApp({ config, database, logger, metrics })
-  await app.listen({ host: config.server.host, port: config.server.port })
-  const events = startEventsBackground({ config: config.events, database, logger, metrics, traced })
-  const baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  return {
-    database,
-    tracing,
-    async fetch(path, init) {
-      const response = await fetch(`${baseUrl}${path}`, init)
-      await assertConformsToContract(init?.method ?? 'GET', path, response)
-      return response
-    },
-    async scrape() {
-      const started = performance.now()
-      const response = await fetch(`${baseUrl}/metrics`)
-      const text = await response.text()
-      return { status: response.status, text, ms: performance.now() - started }
-    },
-    async close() {
-      await app.close()
-      await events.stop()
-      await database.close()
-      await tracing?.shutdown()
-      await serverDatabase?.drop()
-    },
-  }
-}
+/** The app as src/server.ts wires it, on a fresh database, with the events background (relay, gauges) running. */
+const startRelayedService = (backend: Backend, env: Record<string, string>) =>
+  startService(backend, env, { events: true })
 
 /** What `promtool check metrics` says about a scrape: empty when it finds nothing wrong. */
 async function promtoolVerdict(text: string): Promise<string> {
@@ -143,7 +94,7 @@ for (const backend of BACKENDS) {
       let natsDown = true
       const service = await startRelayedService(backend, { NATS_URL: nats.url })
       try {
-        const first = await service.scrape()
+        const first = await scrape(service)
         assert.equal(first.status, 200)
         assert.deepEqual(gauges(first.text), { depth: 0, age: 0 })
         for (const reason of ['unreachable', 'timeout', 'refused', 'other']) {
@@ -153,11 +104,11 @@ for (const backend of BACKENDS) {
         for (let n = 0; n < 3; n++) {
           assert.equal((await service.fetch('/v1/books', jsonRequest('POST', book(n)))).status, 201)
         }
-        const waiting = gauges((await service.scrape()).text)
+        const waiting = gauges((await scrape(service)).text)
         assert.equal(waiting.depth, 3)
         assert.ok((waiting.age ?? 0) > 0, `age ${waiting.age}`)
         await sleep(1200)
-        const later = await service.scrape()
+        const later = await scrape(service)
         const { depth, age } = gauges(later.text)
         assert.equal(depth, 3)
         assert.ok((age ?? 0) >= (waiting.age ?? 0) + 1, `age ${waiting.age} s, then ${age} s`)
@@ -169,7 +120,7 @@ for (const backend of BACKENDS) {
         // A scrape takes the histogram as it starts and the gauges once the database answers: one that comes as
         // the batch commits may show the outbox drained before the lags are in.
         const drained = await until('the outbox drained and the lags measured', 15_000, async () => {
-          const { text } = await service.scrape()
+          const { text } = await scrape(service)
           return gauges(text).depth === 0 && sampleOf(text, 'events_relay_lag_seconds_count') === 3 ? text : undefined
         })
         assert.equal(gauges(drained).age, 0)
@@ -181,7 +132,7 @@ for (const backend of BACKENDS) {
         // With the relay keeping up, the next one is measured within a poll or so.
         assert.equal((await service.fetch('/v1/books', jsonRequest('POST', book(3)))).status, 201)
         const quick = await until('the fourth event measured', 10_000, async () => {
-          const { text } = await service.scrape()
+          const { text } = await scrape(service)
           return sampleOf(text, 'events_relay_lag_seconds_count') === 4 ? text : undefined
         })
         const within = (text: string) => sampleOf(text, 'events_relay_lag_seconds_bucket{le="2.5"}') ?? 0
@@ -196,7 +147,7 @@ for (const backend of BACKENDS) {
     it('when the database does not answer within the scrape, then /metrics answers anyway without the outbox gauges, and has them again after', async () => {
       const service = await startRelayedService(backend, { NATS_URL: nats.url })
       try {
-        assert.deepEqual(gauges((await service.scrape()).text), { depth: 0, age: 0 })
+        assert.deepEqual(gauges((await scrape(service)).text), { depth: 0, age: 0 })
         // The embedded database has one connection, which a transaction holds throughout (as a relay batch that
         // waits on NATS does); on the server, a lock on the table stands in the way of the count.
         let held = false
@@ -207,7 +158,7 @@ for (const backend of BACKENDS) {
           await sleep(4500)
         })
         await until('the hold', 2000, async () => (held ? true : undefined))
-        const blocked = await service.scrape()
+        const blocked = await scrape(service)
         assert.equal(blocked.status, 200)
         assert.ok(blocked.ms < 2000, `the scrape took ${blocked.ms.toFixed(0)} ms`)
         assert.deepEqual(gauges(blocked.text), { depth: undefined, age: undefined })
@@ -216,14 +167,14 @@ for (const backend of BACKENDS) {
         // Later scrapes while the first reading still waits share it: no second query queues up. In flight: that
         // reading, and on the server the relay's batch statement behind the same lock.
         for (let n = 0; n < 2; n++) {
-          const again = await service.scrape()
+          const again = await scrape(service)
           assert.equal(again.status, 200)
           assert.equal(gauges(again.text).depth, undefined)
           const inFlight = sampleOf(again.text, 'db_queries_in_flight') ?? 0
           assert.ok(inFlight >= 1 && inFlight <= (backend === 'postgres' ? 2 : 1), `${inFlight} statements in flight`)
         }
         await hold
-        assert.deepEqual(gauges((await service.scrape()).text), { depth: 0, age: 0 })
+        assert.deepEqual(gauges((await scrape(service)).text), { depth: 0, age: 0 })
       } finally {
         await service.close()
       }
@@ -288,7 +239,7 @@ describe('the relay against a stream that refuses', { skip: skipNats || (await s
         assert.equal((await service.fetch('/v1/books', jsonRequest('POST', book(n)))).status, 201)
       }
       const refused = await until('refusals counted', 10_000, async () => {
-        const { text } = await service.scrape()
+        const { text } = await scrape(service)
         return (sampleOf(text, 'events_publish_errors_total{reason="refused"}') ?? 0) >= 2 ? text : undefined
       })
       assert.equal(gauges(refused).depth, 2)
@@ -296,7 +247,7 @@ describe('the relay against a stream that refuses', { skip: skipNats || (await s
 
       await jsm.streams.update(STREAM, { max_msgs: -1 })
       const flowed = await until('the outbox drained', 15_000, async () => {
-        const { text } = await service.scrape()
+        const { text } = await scrape(service)
         return gauges(text).depth === 0 ? text : undefined
       })
       assert.equal(gauges(flowed).age, 0)

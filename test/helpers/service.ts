@@ -5,6 +5,7 @@ import { parseConfig } from '../../src/config/config.ts'
 import type { Database } from '../../src/db/database.ts'
 import { createMigrator } from '../../src/db/migrator.ts'
 import { openDatabase } from '../../src/db/open.ts'
+import { startEventsBackground } from '../../src/events/background.ts'
 import { createLogger } from '../../src/logger.ts'
 import { createMetrics } from '../../src/observability/metrics.ts'
 import { startTracing, type Tracing } from '../../src/observability/tracing.ts'
@@ -36,7 +37,12 @@ export interface TestService {
   close(): Promise<void>
 }
 
-export async function startService(backend: Backend, env: Record<string, string> = {}): Promise<TestService> {
+/** `events`: also run what src/server.ts starts beside the app, the events relay (with NATS_URL) and the sweep. */
+export async function startService(
+  backend: Backend,
+  env: Record<string, string> = {},
+  options: { events?: boolean } = {},
+): Promise<TestService> {
   const serverDatabase = backend === 'postgres' ? await createServerDatabase() : undefined
   const config = parseConfig({
     SERVER_HOST: '127.0.0.1',
@@ -59,6 +65,10 @@ export async function startService(backend: Backend, env: Record<string, string>
   await createMigrator(database).up()
   const app = await buildApp({ config, database, logger, metrics })
   await app.listen({ host: config.server.host, port: config.server.port })
+  const events =
+    options.events === true
+      ? startEventsBackground({ config: config.events, database, logger, metrics, traced: tracing !== undefined })
+      : undefined
   const { port } = app.server.address() as AddressInfo
   const baseUrl = `http://127.0.0.1:${port}`
 
@@ -77,6 +87,7 @@ export async function startService(backend: Backend, env: Record<string, string>
     },
     async close() {
       await app.close()
+      await events?.stop()
       await database.close()
       await tracing?.shutdown()
       await serverDatabase?.drop()
