@@ -26,6 +26,7 @@ import {
   ListBooksRequestSchema,
 } from '../../src/gen/books/v1/books_pb.js'
 import { ErrorInfoSchema } from '../../src/gen/google/rpc/error_details_pb.js'
+import { routeStreams } from '../../src/rpc/pipeline/doors.ts'
 import { grpcUnaryHandler } from '../../src/rpc/pipeline/grpc-unary.ts'
 import type { RpcResource } from '../../src/rpc/toolkit/resource.ts'
 import { describe } from '../helpers/describe.ts'
@@ -106,8 +107,6 @@ interface Door {
 
 async function openDoor(withUnaryPath: boolean): Promise<Door> {
   const seen: SeenCalls = new Map()
-  const contextValues = (request: { socket: { remoteAddress?: string | undefined } }) =>
-    createContextValues().set(CALLER, request.socket.remoteAddress ?? '')
   const routes = resources(seen)
   const adapter = connectNodeAdapter({
     routes: (router) => {
@@ -115,19 +114,29 @@ async function openDoor(withUnaryPath: boolean): Promise<Door> {
     },
     interceptors: stages,
     readMaxBytes: READ_MAX_BYTES,
-    contextValues,
+    contextValues: (request) => createContextValues().set(CALLER, request.socket.remoteAddress ?? ''),
   })
   const unary = grpcUnaryHandler({
     resources: routes,
     interceptors: stages,
     readMaxBytes: READ_MAX_BYTES,
-    contextValues,
+    contextValues: (stream) => createContextValues().set(CALLER, stream.session?.socket?.remoteAddress ?? ''),
   })
   const door: Door = { seen, taken: 0, server: undefined as never, session: undefined as never }
-  door.server = createServer((request, response) => {
-    if (withUnaryPath && unary(request, response)) door.taken++
-    else adapter(request, response)
-  })
+  if (withUnaryPath) {
+    // As the gRPC port routes its streams (src/rpc/pipeline/doors.ts).
+    door.server = createServer()
+    door.server.on(
+      'stream',
+      routeStreams((stream, headers) => {
+        const taken = unary(stream, headers)
+        if (taken) door.taken++
+        return taken
+      }, adapter),
+    )
+  } else {
+    door.server = createServer(adapter)
+  }
   await new Promise<void>((resolve) => door.server.listen(0, '127.0.0.1', resolve))
   door.session = connect(`http://127.0.0.1:${(door.server.address() as AddressInfo).port}`)
   return door

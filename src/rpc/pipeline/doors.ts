@@ -1,6 +1,15 @@
 // The doors the RPC services are served through: Connect and gRPC-Web on the HTTP port (through Fastify), and
 // native gRPC, HTTP/2 cleartext, on GRPC_PORT with reflection and health. Both run the same interceptors.
-import { createServer, type Http2Server, type ServerHttp2Session } from 'node:http2'
+import {
+  createServer,
+  type Http2Server,
+  Http2ServerRequest,
+  Http2ServerResponse,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { type ConnectRouter, createContextValues } from '@connectrpc/connect'
 import { fastifyConnectPlugin } from '@connectrpc/connect-fastify'
@@ -79,26 +88,30 @@ export async function startGrpcServer(options: {
   /** The largest request message in bytes: SERVER_BODY_LIMIT, as on the HTTP port. */
   readMaxBytes: number
 }): Promise<GrpcServer> {
-  const contextValues = (request: { socket: { remoteAddress?: string | undefined } }) =>
-    createContextValues().set(CLIENT_ADDRESS, request.socket.remoteAddress ?? '')
+  // A client's address, read once per connection: a stream's session reaches its socket through a proxy.
+  const addresses = new WeakMap<Http2Session, string>()
+  const addressOf = (session: Http2Session | undefined) =>
+    session === undefined ? '' : (addresses.get(session) ?? session.socket?.remoteAddress ?? '')
   const stages = interceptors(options.pipeline)
   const unary = grpcUnaryHandler({
     resources: options.resources,
     interceptors: stages,
     readMaxBytes: options.readMaxBytes,
-    contextValues,
+    contextValues: (stream) => createContextValues().set(CLIENT_ADDRESS, addressOf(stream.session)),
   })
   const connect = connectNodeAdapter({
     routes: routesOf(options.resources),
     interceptors: stages,
     readMaxBytes: options.readMaxBytes,
-    contextValues,
+    contextValues: (request) => createContextValues().set(CLIENT_ADDRESS, request.socket.remoteAddress ?? ''),
   })
-  const server: Http2Server = createServer((request, response) => {
-    if (!unary(request, response)) connect(request, response)
-  })
+  // No 'request' listener: Node would then wrap every stream in a request and a response object, the unary path's
+  // included.
+  const server: Http2Server = createServer()
+  server.on('stream', routeStreams(unary, connect))
   const sessions = new Set<ServerHttp2Session>()
   server.on('session', (session) => {
+    addresses.set(session, session.socket.remoteAddress ?? '')
     sessions.add(session)
     session.once('close', () => sessions.delete(session))
   })
@@ -117,5 +130,35 @@ export async function startGrpcServer(options: {
         // GOAWAY to every client: streams in flight finish, no new ones start, idle sessions go at once.
         for (const session of sessions) session.close()
       }),
+  }
+}
+
+/**
+ * Each stream to the unary path, or else to Connect's adapter as Node's compatibility layer hands a stream to a
+ * 'request' listener (node:http2's onServerStream): a request and a response object, CONNECT refused, `expect:
+ * 100-continue` answered.
+ */
+export function routeStreams(
+  unary: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean,
+  handle: (request: Http2ServerRequest, response: Http2ServerResponse) => void,
+): (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void {
+  return (stream, headers, _flags, rawHeaders) => {
+    if (unary(stream, headers)) return
+    const request = new Http2ServerRequest(stream, headers, {}, rawHeaders)
+    const response = new Http2ServerResponse(stream)
+    if (headers[':method'] === 'CONNECT') {
+      response.statusCode = 405
+      response.end()
+      return
+    }
+    if (headers.expect !== undefined) {
+      if (headers.expect !== '100-continue') {
+        response.statusCode = 417
+        response.end()
+        return
+      }
+      response.writeContinue()
+    }
+    handle(request, response)
   }
 }

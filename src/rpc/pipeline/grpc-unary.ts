@@ -1,31 +1,26 @@
-// Unary calls of native gRPC without Connect's streaming machinery. Connect's gRPC handler runs every call, unary
-// included, through a pipeline of async iterables (split, decompress, parse, invoke, serialize, join), and that
-// plumbing, not the method, is most of a call's cost on the gRPC port (README, "Performance"). A unary call is one
-// framed message each way: this reads it whole, then invokes the method through Connect's own unary invocation with
-// the same interceptors, handler context and serialization, and writes its answer with Connect's trailer status.
-// Whatever this path does not take (streaming methods, compression, gRPC with JSON, not POST) goes to Connect's
-// adapter, unchanged.
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+// Unary calls of native gRPC on HTTP/2's stream API, without Connect's streaming machinery or Node's HTTP/1-style
+// compatibility layer. Connect's gRPC handler runs every call, unary included, through a pipeline of async
+// iterables (split, decompress, parse, invoke, serialize, join) over a request and response object per stream, and
+// that plumbing, not the method, is most of a call's cost on the gRPC port (README, "Performance"). A unary call is
+// one framed message each way: this reads it whole from the stream, then invokes the method through Connect's own
+// unary invocation with the same interceptors, handler context and serialization, and writes its answer with
+// Connect's trailer status. Whatever this path does not take (streaming methods, compression, gRPC with JSON, not
+// POST) goes to Connect's adapter, unchanged.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf'
 import {
   Code,
   ConnectError,
   type ContextValues,
-  createHandlerContext,
   createServiceImplSpec,
+  type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
 } from '@connectrpc/connect'
 import { createMethodSerializationLookup, invokeUnaryImplementation } from '@connectrpc/connect/protocol'
-import {
-  contentTypeProto,
-  grpcStatusOk,
-  headerContentType,
-  headerGrpcStatus,
-  parseTimeout,
-  setTrailerStatus,
-} from '@connectrpc/connect/protocol-grpc'
+import { contentTypeProto, grpcStatusOk, parseTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc'
 import type { RpcResource } from '../toolkit/resource.ts'
+import { Metadata } from './metadata.ts'
 
 type UnarySpec = Extract<MethodImplSpec, { kind: 'unary' }>
 
@@ -39,18 +34,16 @@ export interface GrpcUnaryOptions {
   interceptors: Interceptor[]
   /** The largest request message, as Connect's `readMaxBytes`. */
   readMaxBytes: number
-  contextValues(request: Http2ServerRequest): ContextValues
+  contextValues(stream: ServerHttp2Stream): ContextValues
 }
 
 /** The envelope's flags byte and 4-byte length, before the message. */
 const ENVELOPE_HEADER = 5
-/** Ends the handler context of a finished call: a reason of its own spares a DOMException per call. */
-const CALL_ENDED = new ConnectError('the call has ended', Code.Canceled)
 
-/** Takes the request when it is a unary gRPC call it serves (and answers it), or returns false for Connect. */
+/** Takes the stream when it is a unary gRPC call it serves (and answers it), or returns false for Connect. */
 export function grpcUnaryHandler(
   options: GrpcUnaryOptions,
-): (request: Http2ServerRequest, response: Http2ServerResponse) => boolean {
+): (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean {
   const methods = new Map<string, UnaryMethod>()
   for (const { service, impl } of options.resources) {
     for (const spec of Object.values(createServiceImplSpec(service, impl as never).methods)) {
@@ -64,49 +57,59 @@ export function grpcUnaryHandler(
       })
     }
   }
-  return (request, response) => {
-    const method = methods.get(request.url)
-    if (method === undefined || request.method !== 'POST') return false
-    const contentType = request.headers['content-type']
+  return (stream, headers) => {
+    const method = methods.get(headers[':path'] ?? '')
+    if (method === undefined || headers[':method'] !== 'POST') return false
+    const contentType = headers['content-type']
     if (contentType !== 'application/grpc' && contentType !== contentTypeProto) return false
-    const encoding = request.headers['grpc-encoding']
+    const encoding = headers['grpc-encoding']
     if (encoding !== undefined && encoding !== 'identity') return false
-    void call(method, request, response, options)
+    void call(method, stream, headers, options)
     return true
   }
 }
 
 async function call(
   { spec, serialization }: UnaryMethod,
-  request: Http2ServerRequest,
-  response: Http2ServerResponse,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
   options: GrpcUnaryOptions,
 ): Promise<void> {
   // The call's signal: aborted when the stream closes before the answer is written (a client's RST_STREAM, or its
-  // connection gone). The response cannot tell: on a reset it counts itself finished.
-  const cancelled = new AbortController()
+  // connection gone), or when its deadline passes, with the reasons Connect gives.
+  const controller = new AbortController()
   let answered = false
-  request.stream.once('close', () => {
-    if (!answered) cancelled.abort(new ConnectError('the client cancelled the call', Code.Canceled))
+  stream.once('close', () => {
+    if (!answered) controller.abort(new ConnectError('the client cancelled the call', Code.Canceled))
   })
-  const timeout = parseTimeout(headerValue(request, 'grpc-timeout'), Number.MAX_SAFE_INTEGER)
-  const context = createHandlerContext({
-    ...spec,
+  const timeout = parseTimeout(headerValue(headers, 'grpc-timeout'), Number.MAX_SAFE_INTEGER)
+  const deadline = timeout.timeoutMs === undefined ? undefined : Date.now() + timeout.timeoutMs
+  const timer =
+    timeout.timeoutMs === undefined
+      ? undefined
+      : setTimeout(
+          () => controller.abort(new ConnectError('the operation timed out', Code.DeadlineExceeded)),
+          timeout.timeoutMs,
+        )
+  // What createHandlerContext makes, without the Headers copies and the linked signals it sets up for a streaming
+  // call: Connect's unary invocation reads only these fields.
+  const context: HandlerContext = {
+    method: spec.method,
     service: spec.method.parent,
     requestMethod: 'POST',
     protocolName: 'grpc',
-    timeoutMs: timeout.timeoutMs,
-    requestSignal: cancelled.signal,
-    requestHeader: requestHeaders(request),
-    url: `http://${request.authority}${request.url}`,
-    responseHeader: { [headerContentType]: contentTypeProto },
-    responseTrailer: { [headerGrpcStatus]: grpcStatusOk },
-    contextValues: options.contextValues(request),
-  })
+    url: `http://${headers[':authority']}${headers[':path']}`,
+    signal: controller.signal,
+    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
+    requestHeader: new Metadata(headers),
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values: options.contextValues(stream),
+  }
   let answer: Uint8Array | undefined
   try {
     if (timeout.error !== undefined) throw timeout.error
-    const input = decodeEnvelope(await readBody(request, options.readMaxBytes), serialization.getI(true).parse)
+    const input = decodeEnvelope(await readBody(stream, options.readMaxBytes), serialization.getI(true).parse)
     const output = await invokeUnaryImplementation(spec, context, input as never, options.interceptors)
     answer = encodeEnvelope(serialization.getO(true).serialize(output as MessageShape<DescMessage>))
   } catch (error) {
@@ -117,14 +120,17 @@ async function call(
         : new ConnectError('internal error', Code.Internal, undefined, undefined, error),
     )
   } finally {
-    context.abort(CALL_ENDED)
+    clearTimeout(timer)
   }
   answered = true
-  if (response.destroyed || response.stream.closed) return
-  response.writeHead(200, toNodeHeaders(context.responseHeader))
-  if (answer !== undefined) response.write(answer)
-  response.addTrailers(toNodeHeaders(context.responseTrailer))
-  response.end()
+  if (stream.destroyed || stream.closed) return
+  // Lower-case names, as Headers gives them: Connect's constants are capitalised, and both would be sent.
+  const trailers = withHeaders({ 'grpc-status': grpcStatusOk }, context.responseTrailer)
+  stream.respond(withHeaders({ ':status': 200, 'content-type': contentTypeProto }, context.responseHeader), {
+    waitForTrailers: true,
+  })
+  stream.once('wantTrailers', () => stream.sendTrailers(trailers))
+  stream.end(answer)
 }
 
 /** The one message of a unary call, refused as Connect's gRPC handler refuses it. */
@@ -157,15 +163,15 @@ function encodeEnvelope(message: Uint8Array): Buffer {
  * The request body. Past the envelope's header, a message longer than readMaxBytes is refused as Connect refuses
  * it, before it is read; a body longer than one such message holds more than one, and its rest is not kept.
  */
-function readBody(request: Http2ServerRequest, readMaxBytes: number): Promise<Buffer> {
+function readBody(stream: ServerHttp2Stream, readMaxBytes: number): Promise<Buffer> {
   const limit = 2 * ENVELOPE_HEADER + readMaxBytes
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
     let checked = false
     const refuse = (error: ConnectError) => {
-      request.off('data', onData)
-      request.resume()
+      stream.off('data', onData)
+      stream.resume()
       reject(error)
     }
     const onData = (chunk: Buffer) => {
@@ -189,41 +195,29 @@ function readBody(request: Http2ServerRequest, readMaxBytes: number): Promise<Bu
     const gone = () => {
       if (!ended) reject(new ConnectError('the client cancelled the call', Code.Canceled))
     }
-    request.on('data', onData)
-    request.once('end', () => {
+    stream.on('data', onData)
+    stream.once('end', () => {
       ended = true
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size))
     })
     // A stream reset before its end ends nothing: without these the call would wait for ever.
-    request.once('error', gone)
-    request.once('close', gone)
+    stream.once('error', gone)
+    stream.once('close', gone)
   })
 }
 
 const extraMessage = () =>
   new ConnectError('protocol error: received extra input message for unary method', Code.Unimplemented)
 
-function headerValue(request: Http2ServerRequest, name: string): string | null {
-  const value = request.headers[name]
+function headerValue(headers: IncomingHttpHeaders, name: string): string | null {
+  const value = headers[name]
   return typeof value === 'string' ? value : null
 }
 
-/** The metadata as the interceptors read it (the handler context makes its Headers of it); HTTP/2's pseudo-headers
- * are not metadata. */
-function requestHeaders(request: Http2ServerRequest): [string, string][] {
-  const headers: [string, string][] = []
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (name.startsWith(':') || value === undefined) continue
-    if (Array.isArray(value)) for (const item of value) headers.push([name, item])
-    else headers.push([name, value])
-  }
-  return headers
-}
-
-function toNodeHeaders(headers: Headers): Record<string, string> {
-  const object: Record<string, string> = {}
+/** The headers an interceptor or the method set, over the ones every answer starts with. */
+function withHeaders(base: OutgoingHttpHeaders, headers: Headers): OutgoingHttpHeaders {
   headers.forEach((value, name) => {
-    object[name] = value
+    base[name] = value
   })
-  return object
+  return base
 }

@@ -3,7 +3,15 @@
 // method's declared access. Each stage answers with a status code instead of a problem.
 
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect'
-import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import {
+  context,
+  propagation,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapGetter,
+  trace,
+} from '@opentelemetry/api'
 import type { Access } from '../../auth/access.ts'
 import { bearerToken, missingScope, type Principal, TokenRejected, type TokenVerifier } from '../../auth/tokens.ts'
 import type { AuthFailureBudget, RequestBudget } from '../../http/pipeline/rate-limit.ts'
@@ -36,8 +44,18 @@ const PROTOCOLS: Record<string, string> = {
   'application/json': 'connect',
   'application/proto': 'connect',
 }
-const protocolOf = (contentType: string | null) =>
-  PROTOCOLS[(contentType ?? '').split(';')[0]?.trim() ?? ''] ?? 'connect'
+function protocolOf(contentType: string | null): string {
+  if (contentType === null) return 'connect'
+  const exact = PROTOCOLS[contentType]
+  if (exact !== undefined) return exact
+  return PROTOCOLS[contentType.split(';')[0]?.trim() ?? ''] ?? 'connect'
+}
+
+/** The trace context's fields, read from the metadata by name: the propagators ask for two or three. */
+const METADATA: TextMapGetter<Headers> = {
+  get: (header, key) => header.get(key) ?? undefined,
+  keys: (header) => [...header.keys()],
+}
 
 export function interceptors(pipeline: RpcPipeline): Interceptor[] {
   return [observe(pipeline), limit(pipeline), authenticate(pipeline)]
@@ -54,11 +72,11 @@ function observe({ logger, metrics, traced }: RpcPipeline): Interceptor {
     const parent = !traced
       ? context.active()
       : trace.getSpan(context.active()) === undefined
-        ? propagation.extract(context.active(), Object.fromEntries(request.header))
+        ? propagation.extract(context.active(), request.header, METADATA)
         : context.active()
-    const span: Span | undefined = traced
-      ? tracer().startSpan(method, { kind: SpanKind.SERVER, attributes: rpcAttributes(request, protocol) }, parent)
-      : undefined
+    const span: Span | undefined = traced ? tracer().startSpan(method, { kind: SpanKind.SERVER }, parent) : undefined
+    // Attributes only for a span that is recorded, as on REST: the samplers decide on the trace id alone.
+    if (span?.isRecording()) span.setAttributes(rpcAttributes(request, protocol))
     let code = 'UNKNOWN'
     let failure: ConnectError | undefined
     try {
