@@ -15,6 +15,8 @@ export interface H2loadOptions {
   /** HTTP/1.1 instead of HTTP/2. */
   h1?: boolean
   connections: number
+  /** Requests in flight on each connection (h2load -m): 1 unless told, as wrk keeps. */
+  streams?: number
   seconds: number
   /** Where h2load writes one line per request, from which the percentiles are taken. */
   logFile: string
@@ -26,8 +28,7 @@ async function h2load(options: H2loadOptions) {
   const args = [
     '-t1',
     `-c${options.connections}`,
-    // One request in flight per connection, as wrk keeps.
-    '-m1',
+    `-m${options.streams ?? 1}`,
     `-D${options.seconds}`,
     `--log-file=${options.logFile}`,
     ...Object.entries(options.headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]),

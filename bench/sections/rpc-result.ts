@@ -7,6 +7,7 @@ export const RPC_RUNS = {
   restOneId: 'REST GET /v1/books/{id}, the one id',
   restOneIdH2load: 'REST GET /v1/books/{id}, the one id',
   grpc: 'gRPC GetBook (GRPC_PORT, HTTP/2)',
+  grpcMultiplexed: 'gRPC GetBook, the calls multiplexed on one connection',
   connectBinary: 'Connect binary GetBook (HTTP port, HTTP/1.1)',
 } as const
 export type RpcRunName = keyof typeof RPC_RUNS

@@ -46,10 +46,18 @@ export const rpc: Section = {
       const grpcUrl = `http://127.0.0.1:${grpcPort}`
       await expectTheBook(service.url, grpcUrl, authorization, bookId)
       await database.reset()
-      const h2load = (options: { url: string; bodyFile?: string; headers: Record<string, string>; h1?: boolean }) =>
+      const h2load = (options: {
+        url: string
+        bodyFile?: string
+        headers: Record<string, string>
+        h1?: boolean
+        multiplexed?: boolean
+      }) =>
         measureH2load(service.pid, {
           ...options,
-          connections: settings.connections,
+          // As many calls in flight either way: one per connection, or all of them on one, as gRPC clients call.
+          connections: options.multiplexed ? 1 : settings.connections,
+          streams: options.multiplexed ? settings.connections : 1,
           seconds: settings.seconds,
           warmupSeconds: settings.warmupSeconds,
           logFile: join(context.workDir, 'h2load-requests.tsv'),
@@ -75,6 +83,16 @@ export const rpc: Section = {
               url: `${grpcUrl}/${GET_BOOK}`,
               bodyFile: bodies.grpcFrame,
               headers: { 'content-type': 'application/grpc', te: 'trailers', authorization },
+            })),
+          })),
+        grpcMultiplexed: () =>
+          counted(service, 'grpc', async () => ({
+            tool: 'h2load',
+            ...(await h2load({
+              url: `${grpcUrl}/${GET_BOOK}`,
+              bodyFile: bodies.grpcFrame,
+              headers: { 'content-type': 'application/grpc', te: 'trailers', authorization },
+              multiplexed: true,
             })),
           })),
         connectBinary: () =>

@@ -76,16 +76,23 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       for (const [scenario, result] of Object.entries(byScenario)) httpRuns.push([`${setting} ${scenario}`, result])
     }
     const rpcRuns: Record<string, HttpRun & { calls?: Record<string, number> }> = results.rpc.runs
-    assert.deepEqual(Object.keys(rpcRuns), ['restRandom', 'restOneId', 'restOneIdH2load', 'grpc', 'connectBinary'])
+    assert.deepEqual(Object.keys(rpcRuns), [
+      'restRandom',
+      'restOneId',
+      'restOneIdH2load',
+      'grpc',
+      'grpcMultiplexed',
+      'connectBinary',
+    ])
     for (const [name, result] of Object.entries(rpcRuns)) httpRuns.push([`rpc: ${name}`, result])
     // h2load and wrk see a gRPC or Connect error as a 200 or a status code only: the service's own count decides.
     // A tool that stops at the end of its time closes its connections with a call in flight on each: the service
     // counts those as CANCELLED, and nothing else may be other than OK.
-    for (const name of ['grpc', 'connectBinary']) {
+    for (const name of ['grpc', 'grpcMultiplexed', 'connectBinary']) {
       const run = rpcRuns[name] as HttpRun & { calls: Record<string, number> }
       const { OK = 0, CANCELLED = 0, ...others } = run.calls
       assert.deepEqual(others, {}, `${name}: every GetBook the service counted was OK or cut off at the end`)
-      assert.ok(CANCELLED <= 4, `${name}: at most one call per connection (BENCH_CONNECTIONS=4) was cut off`)
+      assert.ok(CANCELLED <= 4, `${name}: at most the calls in flight (BENCH_CONNECTIONS=4) were cut off`)
       assert.ok(OK >= run.requests, `${name}: the service counted the calls the tool made`)
     }
     assert.deepEqual(Object.keys(results.events.creates), [
@@ -125,9 +132,9 @@ describe('the benchmark (npm run bench)', { skip }, () => {
 
     assertListsReported(results.lists, [2000, 4000])
 
-    // 8 targets of the service's overhead, 4 of its pools, 1 of gRPC, 1 of list throughput, 1 per list variant, 1 of
+    // 8 targets of the service's overhead, 4 of its pools, 2 of gRPC, 1 of list throughput, 1 per list variant, 1 of
     // the outbox.
-    assert.equal(results.targets.length, 8 + 4 + 1 + 1 + 6 + 1)
+    assert.equal(results.targets.length, 8 + 4 + 2 + 1 + 6 + 1)
     for (const target of results.targets) assert.equal(typeof target.met, 'boolean', target.name)
     assert.match(
       stdout,
@@ -137,7 +144,12 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       stdout,
       /\| read by id, service, DB_POOL_READS=1 \/ bare node:http, reads on 1 connection, writes on 9 \| [\d.]+ \| ≥ 0\.6 \| (yes|NO) \|/,
     )
-    assert.match(stdout, /\| gRPC GetBook \/ REST read \(same id\) \| [\d.]+ \| ≥ 1 \| (yes|NO) \|/)
+    for (const shape of ['a call per connection', 'the calls multiplexed on one connection']) {
+      assert.match(
+        stdout,
+        new RegExp(`\\| gRPC GetBook, ${shape} / REST read \\(same id\\) \\| [\\d.]+ \\| ≥ 1 \\| (yes|NO) \\|`),
+      )
+    }
     assert.match(
       stdout,
       /\| create with its outbox event \/ without it \(bare node:http, same driver\) \| [\d.]+ \| ≥ 0\.85 \| (yes|NO) \|/,
