@@ -3,8 +3,8 @@
 // iterables (split, decompress, parse, invoke, serialize, join) over a request and response object per stream, and
 // that plumbing, not the method, is most of a call's cost on the gRPC port (README, "Performance"). A unary call is
 // one framed message each way: this reads it whole from the stream, then invokes the method through Connect's own
-// unary invocation with the same interceptors, handler context and serialization, and writes its answer with
-// Connect's trailer status. Whatever this path does not take (streaming methods, compression, gRPC with JSON, not
+// unary invocation with the same interceptors and serialization, in a handler context with the fields that
+// invocation reads, and writes its answer with Connect's trailer status. Whatever this path does not take (streaming methods, compression, gRPC with JSON, not
 // POST) goes to Connect's adapter, unchanged.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf'
