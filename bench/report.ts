@@ -339,8 +339,8 @@ function rpcTable(rpc: RpcResult, settings: Settings): string[] {
     `Service in production mode with GRPC_PORT set, the JWT checked on every call (gRPC: authorization metadata; ` +
       `REST and Connect: the Authorization header), ${settings.connections} connections, one request in flight on ` +
       `each, except in the multiplexed gRPC run: ${settings.connections} calls in flight on one connection, as gRPC ` +
-      `clients keep one HTTP/2 connection to a server. h2load posts the same body every time, so every run but the random-id read asks for the one seeded ` +
-      `book ${rpc.bookId}, the REST read included: PostgreSQL serves it from its cache in all of them, so the ` +
+      `clients keep one HTTP/2 connection to a server. h2load posts the same body every time, so every run but the ` +
+      `random-id read asks for the one seeded book ${rpc.bookId}, the REST read included: PostgreSQL serves it from its cache in all of them, so the ` +
       `comparison is of the doors, not the database. The random-id read is the read scenario's, for reference; the ` +
       `REST read under h2load --h1 shows what the load generator alone changes. Failures: the tool's transport ` +
       `errors / answers outside 2xx / GetBook calls the service counted (rpc_server_duration_seconds, warm-up ` +

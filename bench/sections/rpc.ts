@@ -62,6 +62,16 @@ export const rpc: Section = {
           warmupSeconds: settings.warmupSeconds,
           logFile: join(context.workDir, 'h2load-requests.tsv'),
         })
+      const grpcGetBook = (multiplexed: boolean) =>
+        counted(service, 'grpc', async () => ({
+          tool: 'h2load',
+          ...(await h2load({
+            url: `${grpcUrl}/${GET_BOOK}`,
+            bodyFile: bodies.grpcFrame,
+            headers: { 'content-type': 'application/grpc', te: 'trailers', authorization },
+            multiplexed,
+          })),
+        }))
       const bookPath = `/v1/books/${bookId}`
       const drivers: Record<RpcRunName, () => Promise<RpcRun>> = {
         restRandom: async () => ({
@@ -76,25 +86,8 @@ export const rpc: Section = {
           tool: 'h2load --h1',
           ...(await h2load({ url: service.url + bookPath, headers: { authorization }, h1: true })),
         }),
-        grpc: () =>
-          counted(service, 'grpc', async () => ({
-            tool: 'h2load',
-            ...(await h2load({
-              url: `${grpcUrl}/${GET_BOOK}`,
-              bodyFile: bodies.grpcFrame,
-              headers: { 'content-type': 'application/grpc', te: 'trailers', authorization },
-            })),
-          })),
-        grpcMultiplexed: () =>
-          counted(service, 'grpc', async () => ({
-            tool: 'h2load',
-            ...(await h2load({
-              url: `${grpcUrl}/${GET_BOOK}`,
-              bodyFile: bodies.grpcFrame,
-              headers: { 'content-type': 'application/grpc', te: 'trailers', authorization },
-              multiplexed: true,
-            })),
-          })),
+        grpc: () => grpcGetBook(false),
+        grpcMultiplexed: () => grpcGetBook(true),
         connectBinary: () =>
           counted(service, 'connect', async () => ({
             tool: 'wrk',

@@ -88,10 +88,10 @@ export async function startGrpcServer(options: {
   /** The largest request message in bytes: SERVER_BODY_LIMIT, as on the HTTP port. */
   readMaxBytes: number
 }): Promise<GrpcServer> {
-  // A client's address, read once per connection: a stream's session reaches its socket through a proxy.
+  // A client's address, read once per connection (on 'session', below): a stream's session reaches its socket
+  // through a proxy.
   const addresses = new WeakMap<Http2Session, string>()
-  const addressOf = (session: Http2Session | undefined) =>
-    session === undefined ? '' : (addresses.get(session) ?? session.socket?.remoteAddress ?? '')
+  const addressOf = (session: Http2Session | undefined) => (session === undefined ? '' : (addresses.get(session) ?? ''))
   const stages = interceptors(options.pipeline)
   const unary = grpcUnaryHandler({
     resources: options.resources,
