@@ -4,8 +4,8 @@
 // that plumbing, not the method, is most of a call's cost on the gRPC port (README, "Performance"). A unary call is
 // one framed message each way: this reads it whole from the stream, then invokes the method through Connect's own
 // unary invocation with the same interceptors and serialization, in a handler context with the fields that
-// invocation reads, and writes its answer with Connect's trailer status. Whatever this path does not take (streaming methods, compression, gRPC with JSON, not
-// POST) goes to Connect's adapter, unchanged.
+// invocation reads, and writes its answer with Connect's trailer status. Whatever this path does not take
+// (streaming methods, compression, gRPC with JSON, not POST) goes to Connect's adapter, unchanged.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf'
 import {
@@ -84,13 +84,11 @@ async function call(
   })
   const timeout = parseTimeout(headerValue(headers, 'grpc-timeout'), Number.MAX_SAFE_INTEGER)
   const deadline = timeout.timeoutMs === undefined ? undefined : Date.now() + timeout.timeoutMs
+  const expire = () => controller.abort(new ConnectError('the operation timed out', Code.DeadlineExceeded))
+  // As Connect's deadline signal: a deadline already passed ends the call at once, not a timer tick later.
+  if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= 0) expire()
   const timer =
-    timeout.timeoutMs === undefined
-      ? undefined
-      : setTimeout(
-          () => controller.abort(new ConnectError('the operation timed out', Code.DeadlineExceeded)),
-          timeout.timeoutMs,
-        )
+    timeout.timeoutMs === undefined || controller.signal.aborted ? undefined : setTimeout(expire, timeout.timeoutMs)
   // What createHandlerContext makes, without the Headers copies and the linked signals it sets up for a streaming
   // call: Connect's unary invocation reads only these fields.
   const context: HandlerContext = {
