@@ -12,8 +12,18 @@ import { startTracing, type Tracing } from '../../src/observability/tracing.ts'
 import { assertConformsToContract } from './contract.ts'
 import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from './postgres-server.ts'
 
-export const BACKENDS = ['postgres', 'embedded'] as const
-export type Backend = (typeof BACKENDS)[number]
+const ALL_BACKENDS = ['postgres', 'embedded'] as const
+export type Backend = (typeof ALL_BACKENDS)[number]
+
+/** The backends the suites run on: TEST_BACKENDS (comma-separated), embedded only when unset, as `npm test` runs. */
+export const BACKENDS: readonly Backend[] = selectBackends(process.env.TEST_BACKENDS ?? 'embedded')
+
+function selectBackends(list: string): Backend[] {
+  const names = list.split(',').map((name) => name.trim())
+  const unknown = names.filter((name) => !(ALL_BACKENDS as readonly string[]).includes(name))
+  if (unknown.length > 0) throw new Error(`TEST_BACKENDS: unknown ${unknown.join(', ')} (use ${ALL_BACKENDS.join(',')})`)
+  return ALL_BACKENDS.filter((backend) => names.includes(backend))
+}
 
 export type LogRecord = Record<string, unknown> & { level: string; message?: string }
 

@@ -1,0 +1,275 @@
+// The AsyncAPI document of the book events: committed and current, valid for @asyncapi/parser, served and public,
+// and describing the events the service really sends: a channel per event type whose payload schema takes the
+// events of that type from the feed and from NATS, and no other.
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { after, before, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type AsyncAPIDocumentInterface, type ChannelInterface, DiagnosticSeverity, Parser } from '@asyncapi/parser'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
+import { Ajv, type ValidateFunction } from 'ajv'
+import addFormats from 'ajv-formats'
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
+import { parse } from 'yaml'
+import { ASYNCAPI_YAML } from '../../../scripts/openapi.ts'
+import { buildAsyncApi } from '../../../src/events/asyncapi.ts'
+import { BOOK_EVENT_TYPES, subjectOf } from '../../../src/events/cloudevents.ts'
+import { ASYNCAPI } from '../../../src/events/http/asyncapi.ts'
+import { FEED_ACCESS, PREFIX } from '../../../src/events/http/routes.ts'
+import { STREAM, startRelay } from '../../../src/events/relay.ts'
+import { createLogger } from '../../../src/logger.ts'
+import { describe } from '../../helpers/describe.ts'
+import { bodyOf, type Json, jsonRequest, startService, type TestService } from '../../helpers/service.ts'
+import { natsMissing, natsSettings, startNats } from '../../helpers/nats.ts'
+import { openSse } from '../../helpers/sse.ts'
+
+const book = { title: 'The Left Hand of Darkness', author: 'Ursula K. Le Guin', published_date: '1969-03-01' }
+
+// The AsyncAPI schema format is a superset of JSON Schema draft-07, which is Ajv's default.
+const ajv = new Ajv({ strict: false, allErrors: true })
+addFormats.default(ajv)
+
+async function parseDocument(text: string) {
+  const { document, diagnostics } = await new Parser().parse(text)
+  const problems = diagnostics.filter(
+    ({ severity }) => severity === DiagnosticSeverity.Error || severity === DiagnosticSeverity.Warning,
+  )
+  return { document, diagnostics, problems }
+}
+
+// Parsed once, as a consumer's tooling would read the committed file.
+const committed = await parseDocument(readFileSync(ASYNCAPI_YAML, 'utf8'))
+const document = committed.document as AsyncAPIDocumentInterface
+
+/** The payload (and headers) schemas of each message of a channel, keyed by the event type the payload fixes. */
+function schemasOf(channel: ChannelInterface) {
+  const byType = new Map<string, { payload: ValidateFunction; headers: ValidateFunction | undefined }>()
+  for (const message of channel.messages().all()) {
+    const payload = message.payload()?.json() as { properties: { type: { const: string } } }
+    const headers = message.headers()?.json()
+    byType.set(payload.properties.type.const, {
+      payload: ajv.compile(payload),
+      headers: headers === undefined ? undefined : ajv.compile(headers),
+    })
+  }
+  return byType
+}
+
+/** The one channel at `address`. */
+function channelAt(document: AsyncAPIDocumentInterface, address: string): ChannelInterface {
+  const channels = document
+    .channels()
+    .all()
+    .filter((channel) => channel.address() === address)
+  assert.equal(channels.length, 1, `one channel at ${address}`)
+  return channels[0] as ChannelInterface
+}
+
+function assertValid(check: ValidateFunction | undefined, value: unknown, what: string) {
+  assert.ok(check, `a schema for ${what}`)
+  assert.ok(check(value), `${what}: ${ajv.errorsText(check.errors)}\n${JSON.stringify(value)}`)
+}
+
+/** A create, a replace and a delete of one book: one event of each type. */
+async function writeEachChange(service: TestService) {
+  const created = await bodyOf(await service.fetch('/v1/books', jsonRequest('POST', book)))
+  const replaced = await service.fetch(
+    `/v1/books/${created.id}`,
+    jsonRequest('PUT', { ...book, status: 'verified' }, { 'if-match': '"1"' }),
+  )
+  assert.equal(replaced.status, 200)
+  const deleted = await service.fetch(`/v1/books/${created.id}`, { method: 'DELETE' })
+  assert.equal(deleted.status, 204)
+  return created.id as string
+}
+
+describe('the AsyncAPI document', () => {
+  let service: TestService
+  before(async () => {
+    service = await startService('embedded')
+  })
+  after(() => service?.close())
+
+  it('when the event schemas change, then the committed asyncapi.yaml must be regenerated (npm run openapi)', () => {
+    const fresh = buildAsyncApi({ feed: { path: PREFIX, access: FEED_ACCESS } })
+    assert.equal(readFileSync(ASYNCAPI_YAML, 'utf8'), fresh.yaml, 'asyncapi.yaml is stale: run npm run openapi')
+    assert.deepEqual(parse(fresh.yaml), fresh.document)
+  })
+
+  it('when @asyncapi/parser reads it, then it is an AsyncAPI 3.0.0 document with no error and no warning', async () => {
+    assert.deepEqual(
+      committed.problems.map(({ code, message, path }) => `${code}: ${message} at ${path.join('.')}`),
+      [],
+    )
+    assert.ok(committed.document, 'the committed document parses')
+    assert.equal(document.version(), '3.0.0')
+    assert.equal(document.info().version(), JSON.parse(readFileSync('package.json', 'utf8')).version)
+    // What is left is information, such as that a newer AsyncAPI version exists.
+    assert.ok(committed.diagnostics.every(({ severity }) => severity >= DiagnosticSeverity.Information))
+  })
+
+  it('when @asyncapi/parser reads a document that breaks the spec, then it reports an error', async () => {
+    const broken = structuredClone(ASYNCAPI.document) as Json
+    broken.operations.publishBookCreated.action = 'publish'
+    const { problems } = await parseDocument(JSON.stringify(broken))
+    assert.ok(problems.length > 0, 'the parser validates, so a clean result above means something')
+  })
+
+  it('when /asyncapi.json and /asyncapi.yaml are fetched, then each is the committed document', async () => {
+    // Plain fetch: service.fetch checks answers against the OpenAPI document, which leaves these out.
+    const json = await fetch(`${service.baseUrl}/asyncapi.json`)
+    assert.equal(json.status, 200)
+    assert.match(json.headers.get('content-type') ?? '', /^application\/json/)
+    assert.deepEqual(await json.json(), parse(readFileSync(ASYNCAPI_YAML, 'utf8')))
+    const yaml = await fetch(`${service.baseUrl}/asyncapi.yaml`)
+    assert.equal(yaml.status, 200)
+    assert.match(yaml.headers.get('content-type') ?? '', /^application\/yaml/)
+    assert.equal(await yaml.text(), readFileSync(ASYNCAPI_YAML, 'utf8'))
+    const openapi = await bodyOf(await service.fetch('/openapi.json'))
+    assert.equal(openapi.paths['/asyncapi.json'], undefined, 'the OpenAPI document leaves it out, as its own')
+  })
+
+  it('when each event type is looked up, then its NATS subject is a channel the service sends it on', () => {
+    const sent = document
+      .operations()
+      .all()
+      .filter((operation) => operation.action() === 'send')
+    for (const type of Object.values(BOOK_EVENT_TYPES)) {
+      const channel = channelAt(document, subjectOf(type))
+      assert.deepEqual(
+        channel
+          .servers()
+          .all()
+          .map((server) => server.protocol()),
+        ['nats'],
+      )
+      assert.deepEqual([...schemasOf(channel).keys()], [type])
+      const message = channel.messages().all()[0]
+      assert.equal(message?.contentType(), 'application/cloudevents+json')
+      assert.deepEqual(message?.headers()?.required(), ['Nats-Msg-Id', 'content-type'])
+      assert.ok(
+        sent.some((operation) =>
+          operation
+            .channels()
+            .all()
+            .some((on) => on.id() === channel.id()),
+        ),
+        `an operation sends on ${channel.address()}`,
+      )
+    }
+    const feed = channelAt(document, PREFIX)
+    assert.deepEqual(
+      feed
+        .servers()
+        .all()
+        .map((server) => server.protocol()),
+      ['http'],
+    )
+    assert.deepEqual([...schemasOf(feed).keys()], Object.values(BOOK_EVENT_TYPES))
+  })
+
+  it('when a book is created, replaced and deleted, then each event on the feed matches its channel and no other', async () => {
+    const bookId = await writeEachChange(service)
+    const stream = await openSse(`${service.baseUrl}${PREFIX}`)
+    let events: { event: Json }[]
+    try {
+      events = (await stream.events(3)).filter(({ event }) => event.subject === bookId)
+    } finally {
+      stream.close()
+    }
+    assert.deepEqual(
+      events.map(({ event }) => event.type),
+      Object.values(BOOK_EVENT_TYPES),
+    )
+    const feed = schemasOf(channelAt(document, PREFIX))
+    for (const { event } of events) {
+      assertValid(feed.get(event.type)?.payload, event, `${event.type} on the feed`)
+      const nats = schemasOf(channelAt(document, subjectOf(event.type)))
+      assertValid(nats.get(event.type)?.payload, event, `${event.type} as its NATS channel's payload`)
+      for (const [type, { payload }] of feed) {
+        if (type !== event.type) assert.equal(payload(event), false, `a ${event.type} event is no ${type}`)
+      }
+    }
+    // A deleted event's data is the id and version, not a book: the created schema refuses the swap.
+    const [created, , deleted] = events.map(({ event }) => event)
+    assert.equal(feed.get(BOOK_EVENT_TYPES.created)?.payload({ ...created, data: deleted.data }), false)
+  })
+
+  it('when AUTH_MODE=jwt, then the document needs no token and the feed needs the scope the document names', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256')
+    const issuer = 'https://auth.test/'
+    const secured = await startService('embedded', {
+      AUTH_MODE: 'jwt',
+      AUTH_JWT_ISSUER: issuer,
+      AUTH_JWT_AUDIENCE: 'myapp',
+      AUTH_JWT_ALGORITHMS: 'ES256',
+      AUTH_JWT_PUBLIC_KEY: await exportSPKI(publicKey),
+    })
+    try {
+      assert.equal((await fetch(`${secured.baseUrl}/asyncapi.json`)).status, 200)
+      assert.equal((await fetch(`${secured.baseUrl}/asyncapi.yaml`)).status, 200)
+      const scheme = document.operations().get('streamBookEvents')?.security()[0]?.all()[0]?.scheme()
+      assert.equal(scheme?.type(), 'http')
+      const scope = /scope (\S+);/.exec(scheme?.description() ?? '')?.[1] as string
+      assert.equal((await secured.fetch(PREFIX)).status, 401)
+      const token = await new SignJWT({ sub: 'consumer', scope })
+        .setProtectedHeader({ alg: 'ES256' })
+        .setIssuer(issuer)
+        .setAudience('myapp')
+        .setExpirationTime('5m')
+        .sign(privateKey)
+      const stream = await openSse(`${secured.baseUrl}${PREFIX}`, { authorization: `Bearer ${token}` })
+      assert.equal(stream.status, 200, `the scope named, ${scope}, opens the feed`)
+      stream.close()
+    } finally {
+      await secured.close()
+    }
+  })
+})
+
+describe('the AsyncAPI document against NATS', { skip: natsMissing() }, () => {
+  it('when the relay publishes a create, a replace and a delete, then each message matches its channel', async () => {
+    const nats = await startNats()
+    const service = await startService('embedded')
+    const client = await connect({ servers: nats.url })
+    const relay = startRelay({
+      database: service.database,
+      nats: natsSettings(nats.url),
+      logger: createLogger('silent'),
+    })
+    try {
+      const bookId = await writeEachChange(service)
+      const jsm = await jetstreamManager(client)
+      // Bounded: 100 × 100 ms for the relay to create the stream and publish the three events.
+      let stored = 0
+      for (let attempt = 0; attempt < 100 && stored < 3; attempt++) {
+        stored = await jsm.streams.info(STREAM).then(
+          (info) => info.state.messages,
+          () => 0,
+        )
+        if (stored < 3) await sleep(100)
+      }
+      assert.equal(stored, 3)
+      const subjects: string[] = []
+      for (let seq = 1; seq <= 3; seq++) {
+        const message = await jsm.streams.getMessage(STREAM, { seq })
+        assert.ok(message)
+        subjects.push(message.subject)
+        const event = message.json<Json>()
+        assert.equal(event.subject, bookId)
+        const schemas = schemasOf(channelAt(document, message.subject)).get(event.type)
+        assertValid(schemas?.payload, event, `the payload on ${message.subject}`)
+        const headers = Object.fromEntries(message.header.keys().map((key) => [key, message.header.get(key)]))
+        assertValid(schemas?.headers, headers, `the headers on ${message.subject}`)
+        assert.equal(headers['Nats-Msg-Id'], event.id)
+      }
+      assert.deepEqual(subjects, ['books.created', 'books.updated', 'books.deleted'])
+    } finally {
+      await relay.stop()
+      await client.close()
+      await service.close()
+      await nats.remove()
+    }
+  })
+})

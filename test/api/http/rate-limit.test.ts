@@ -1,0 +1,432 @@
+// Rate limiting: per client address, counted before anything else reads the request, shared by two instances
+// through Redis, fail-open when Redis is gone; and the smaller budget of refused bearer tokens.
+import assert from 'node:assert/strict'
+import { randomInt } from 'node:crypto'
+import { after, before, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
+import { describe } from '../../helpers/describe.ts'
+import { REQUIRE_SERVICES } from '../../helpers/postgres-server.ts'
+import { BACKENDS, bodyOf, jsonRequest, skipReason, startService, type TestService } from '../../helpers/service.ts'
+import { freePort } from '../../helpers/tools.ts'
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+async function redisMissing(): Promise<string | false> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0 })
+  try {
+    await redis.connect()
+    await redis.ping()
+    return false
+  } catch (error) {
+    const reason = `no Redis at ${REDIS_URL} (${(error as Error).message}); set TEST_REDIS_URL`
+    if (REQUIRE_SERVICES) throw new Error(`REQUIRE_TEST_SERVICES=true but ${reason}`)
+    return reason
+  } finally {
+    redis.disconnect()
+  }
+}
+
+const noRedis = await redisMissing()
+const skips = Object.fromEntries(
+  await Promise.all(BACKENDS.map(async (backend) => [backend, await skipReason(backend)])),
+)
+
+describe('rate limits', () => {
+  it('when one instance allows 3 per window, then the 4th request gets a 429 problem with Retry-After', async () => {
+    const service = await startService('embedded', { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW: '1m' })
+    try {
+      const statuses = []
+      for (let i = 0; i < 4; i++) statuses.push((await service.fetch('/v1/books')).status)
+      assert.deepEqual(statuses, [200, 200, 200, 429])
+      const limited = await service.fetch('/v1/books')
+      assert.equal(limited.headers.get('ratelimit-limit'), '3')
+      assert.equal(limited.headers.get('ratelimit-remaining'), '0')
+      assert.ok(Number(limited.headers.get('retry-after')) > 0)
+      assert.equal(limited.headers.get('content-type'), 'application/problem+json; charset=utf-8')
+      assert.equal((await service.fetch('/livez')).status, 200, 'probes are never limited')
+    } finally {
+      await service.close()
+    }
+  })
+
+  it('when Redis cannot be reached, then requests are served (fail-open) without waiting on it', async () => {
+    const service = await startService('embedded', {
+      RATE_LIMIT_MAX: '2',
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+    })
+    try {
+      const started = performance.now()
+      for (let i = 0; i < 5; i++) assert.equal((await service.fetch('/v1/books')).status, 200)
+      assert.ok(performance.now() - started < 5000)
+    } finally {
+      await service.close()
+    }
+  })
+
+  it('when two instances share Redis with a limit of 10, then exactly 10 requests pass in total', {
+    skip: noRedis,
+  }, async () => {
+    const redis = new Redis(REDIS_URL)
+    // Only this test's bucket: other test files may be counting other addresses in the same Redis meanwhile.
+    await redis.del('myapp-rate-limit:127.0.0.1')
+    redis.disconnect()
+    const env = { RATE_LIMIT_MAX: '10', RATE_LIMIT_WINDOW: '1m', REDIS_URL }
+    const [a, b] = [await startService('embedded', env), await startService('embedded', env)]
+    try {
+      const statuses: number[] = []
+      for (let i = 0; i < 24; i++) statuses.push((await (i % 2 === 0 ? a : b).fetch('/v1/books')).status)
+      assert.equal(statuses.filter((status) => status === 200).length, 10, String(statuses))
+      assert.equal(statuses.filter((status) => status === 429).length, 14)
+      assert.deepEqual(statuses.slice(0, 10), Array(10).fill(200), 'the first ten pass, whichever instance serves them')
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+})
+
+const ISSUER = 'https://auth.test/'
+const AUDIENCE = 'myapp'
+const book = { title: 'Kindred', author: 'Octavia E. Butler', published_date: '1979-06-01' }
+const { privateKey, publicKey } = await generateKeyPair('ES256')
+const publicKeyPem = await exportSPKI(publicKey)
+
+/** A valid token; each call gives a new one (its jti), so no instance has verified it before. */
+const goodToken = (scope = 'books:read books:write') =>
+  new SignJWT({ sub: 'reader', scope, jti: String(randomInt(2 ** 47)) })
+    .setProtectedHeader({ alg: 'ES256' })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setExpirationTime('5m')
+    .sign(privateKey)
+
+/** A guess: a well-formed token whose signature is random, so that every one is verified and refused. */
+const badToken = (template: string) => {
+  const [header, payload] = template.split('.')
+  return `${header}.${payload}.${Buffer.from(Array.from({ length: 64 }, () => randomInt(256))).toString('base64url')}`
+}
+
+/** An address of its own for each run and test (198.18.0.0/15), so that a shared Redis holds no earlier counts. */
+const freshAddress = () => `198.${18 + randomInt(2)}.${randomInt(256)}.${1 + randomInt(254)}`
+
+/** Requests come through a trusted proxy on 127.0.0.1 that names the client: several clients from one test. */
+const from = (address: string, headers: Record<string, string> = {}) => ({ 'x-forwarded-for': address, ...headers })
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+function jwtService(backend: (typeof BACKENDS)[number], env: Record<string, string>): Promise<TestService> {
+  return startService(backend, {
+    AUTH_MODE: 'jwt',
+    AUTH_JWT_ISSUER: ISSUER,
+    AUTH_JWT_AUDIENCE: AUDIENCE,
+    AUTH_JWT_ALGORITHMS: 'ES256',
+    AUTH_JWT_PUBLIC_KEY: publicKeyPem,
+    SERVER_TRUST_PROXY: '127.0.0.1',
+    ...env,
+  })
+}
+
+const rateLimitHeaders = (response: Response) =>
+  ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'].map((name) => response.headers.get(name))
+
+/** Runs `count` calls of `call`, at most `concurrency` at a time; results in call order. */
+async function inParallel<T>(count: number, concurrency: number, call: (index: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array(count)
+  let next = 0
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const index = next++
+        results[index] = await call(index)
+      }
+    }),
+  )
+  return results
+}
+
+function tally(statuses: number[]): Record<number, number> {
+  const counts: Record<number, number> = {}
+  for (const status of statuses) counts[status] = (counts[status] ?? 0) + 1
+  return counts
+}
+
+describe('the request budget counts every answer', () => {
+  it('when 700 requests from one address fail validation (422), then each lowers RateLimit-Remaining and the 601st gets 429', async () => {
+    const service = await startService('embedded', { RATE_LIMIT_MAX: '600', RATE_LIMIT_WINDOW: '1m' })
+    try {
+      const remaining: string[] = []
+      const statuses: number[] = []
+      for (let i = 0; i < 700; i++) {
+        const response = await service.fetch('/v1/books?pageSize=0')
+        await response.arrayBuffer()
+        statuses.push(response.status)
+        remaining.push(response.headers.get('ratelimit-remaining') ?? 'missing')
+      }
+      assert.deepEqual(tally(statuses), { 422: 600, 429: 100 })
+      assert.deepEqual(statuses.slice(0, 600), Array(600).fill(422))
+      assert.deepEqual(
+        remaining,
+        [...Array.from({ length: 600 }, (_, i) => String(599 - i)), ...Array(100).fill('0')],
+        'Remaining counts down with every 422',
+      )
+    } finally {
+      await service.close()
+    }
+  })
+
+  for (const backend of BACKENDS) {
+    it(`when /v1 gives every kind of answer, then each carries RateLimit-Limit, -Remaining and -Reset (${backend})`, {
+      skip: skips[backend],
+    }, async () => {
+      const calls: [expected: number, path: string, init: (token: string, reader: string) => RequestInit][] = [
+        [200, '/v1/books', (token) => ({ headers: bearer(token) })],
+        [201, '/v1/books', (token) => jsonRequest('POST', book, bearer(token))],
+        [400, '/v1/books/not-a-uuid', (token) => ({ headers: bearer(token) })],
+        [400, '/v1/books', (token) => jsonRequest('POST', '{"title":', bearer(token))],
+        [404, '/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90', (token) => ({ headers: bearer(token) })],
+        [404, '/v1/no-such-route', () => ({})],
+        [405, '/v1/books', (token) => ({ method: 'PATCH', headers: bearer(token) })],
+        [
+          415,
+          '/v1/books',
+          (token) => ({ method: 'POST', body: 'x', headers: { ...bearer(token), 'content-type': 'text/plain' } }),
+        ],
+        [422, '/v1/books', (token) => jsonRequest('POST', {}, bearer(token))],
+        [422, '/v1/books?page=0', (token) => ({ headers: bearer(token) })],
+        [401, '/v1/books', () => ({})],
+        [401, '/v1/books', (token) => ({ headers: bearer(badToken(token)) })],
+        [403, '/v1/books', (_token, reader) => jsonRequest('POST', book, bearer(reader))],
+      ]
+      const max = calls.length
+      const service = await jwtService(backend, { RATE_LIMIT_MAX: String(max), RATE_LIMIT_WINDOW: '1m' })
+      try {
+        const [token, reader] = [await goodToken(), await goodToken('books:read')]
+        const seen: string[] = []
+        for (const [index, [expected, path, init]] of [...calls, calls[0] as (typeof calls)[0]].entries()) {
+          const response = await service.fetch(path, init(token, reader))
+          await response.arrayBuffer()
+          const status = index === max ? 429 : expected
+          assert.equal(response.status, status, `${path} → ${response.status}`)
+          const [limit, left, reset] = rateLimitHeaders(response)
+          assert.equal(limit, String(max), `${status} ${path}: RateLimit-Limit`)
+          assert.equal(left, String(Math.max(0, max - 1 - index)), `${status} ${path}: RateLimit-Remaining`)
+          assert.ok(Number(reset) >= 1 && Number(reset) <= 60, `${status} ${path}: RateLimit-Reset ${reset}`)
+          seen.push(String(response.status))
+        }
+        assert.deepEqual(seen.sort(), [
+          '200',
+          '201',
+          '400',
+          '400',
+          '401',
+          '401',
+          '403',
+          '404',
+          '404',
+          '405',
+          '415',
+          '422',
+          '422',
+          '429',
+        ])
+      } finally {
+        await service.close()
+      }
+    })
+  }
+})
+
+describe('the budget of refused bearer tokens', () => {
+  let service: TestService
+  before(async () => {
+    service = await jwtService('embedded', {
+      RATE_LIMIT_MAX: '100000',
+      AUTH_FAILURE_LIMIT: '20',
+      AUTH_FAILURE_WINDOW: '1m',
+    })
+  })
+  after(() => service?.close())
+
+  it('when one address sends 1,000 bad tokens, then 20 get 401 and the rest 429 unverified, while another address is served', async (t) => {
+    const attacker = freshAddress()
+    const template = await goodToken()
+    const neighbours = await Promise.all(Array.from({ length: 5 }, () => goodToken()))
+    const known = await goodToken()
+    assert.equal((await service.fetch('/v1/books', { headers: from(attacker, bearer(known)) })).status, 200)
+    const served: number[] = []
+    const started = performance.now()
+    const statuses = await inParallel(1000, 20, async (index) => {
+      if (index % 100 === 50) {
+        // A client at another address, with tokens this instance has not seen yet, in the middle of the attack.
+        const response = await service.fetch('/v1/books', {
+          headers: from('203.0.113.9', bearer(neighbours[index % 5] as string)),
+        })
+        await response.arrayBuffer()
+        served.push(response.status)
+      }
+      const response = await service.fetch('/v1/books', { headers: from(attacker, bearer(badToken(template))) })
+      if (response.status === 429) {
+        assert.equal(response.headers.get('ratelimit-limit'), '20')
+        assert.equal(response.headers.get('ratelimit-remaining'), '0')
+        assert.ok(Number(response.headers.get('retry-after')) >= 1 && Number(response.headers.get('retry-after')) <= 60)
+        assert.equal(response.headers.get('ratelimit-reset'), response.headers.get('retry-after'))
+        assert.match((await bodyOf(response)).detail, /too many refused bearer tokens/)
+      } else await response.arrayBuffer()
+      return response.status
+    })
+    const elapsedMs = performance.now() - started
+    const counts = tally(statuses)
+    t.diagnostic(
+      `1,000 bad tokens from one address at 20 in flight: ${JSON.stringify(counts)} in ${Math.round(elapsedMs)} ms`,
+    )
+    assert.deepEqual(counts, { 401: 20, 429: 980 })
+    assert.deepEqual(served, Array(10).fill(200), 'the other address is served throughout')
+    const verified = service.logs.filter((line) => line.message === 'token rejected').length
+    assert.equal(verified, 20, 'only the first 20 tokens were verified at all')
+    const warnings = service.logs.filter(
+      (line) => line.message === 'authentication failure budget used up; refusing tokens',
+    )
+    assert.equal(warnings.length, 1, 'one warning when the budget runs out, not one per refusal')
+
+    const good = await service.fetch('/v1/books', { headers: from(attacker, bearer(await goodToken())) })
+    assert.equal(good.status, 429, 'a new token from that address is not looked at either')
+    const seen = await service.fetch('/v1/books', { headers: from(attacker, bearer(known)) })
+    assert.equal(seen.status, 200, 'a token this instance verified before is no guess, and is still honoured')
+  })
+
+  it('when a client sends good tokens, then they do not count: its whole budget of failures is left', async () => {
+    const client = freshAddress()
+    for (let i = 0; i < 30; i++) {
+      const response = await service.fetch('/v1/books', { headers: from(client, bearer(await goodToken())) })
+      assert.equal(response.status, 200)
+      await response.arrayBuffer()
+    }
+    const template = await goodToken()
+    const statuses = await inParallel(25, 5, async () => {
+      const response = await service.fetch('/v1/books', { headers: from(client, bearer(badToken(template))) })
+      await response.arrayBuffer()
+      return response.status
+    })
+    assert.deepEqual(tally(statuses), { 401: 20, 429: 5 })
+  })
+
+  it('when requests carry no token, then they do not count either; a malformed header does', async () => {
+    const client = freshAddress()
+    for (let i = 0; i < 30; i++) {
+      const response = await service.fetch('/v1/books', { headers: from(client) })
+      assert.equal(response.status, 401)
+      await response.arrayBuffer()
+    }
+    const statuses: number[] = []
+    for (let i = 0; i < 21; i++) {
+      const response = await service.fetch('/v1/books', { headers: from(client, { authorization: `Basic ${i}` }) })
+      await response.arrayBuffer()
+      statuses.push(response.status)
+    }
+    assert.deepEqual(tally(statuses), { 401: 20, 429: 1 })
+  })
+
+  it('when the window has passed, then the client is served again', async () => {
+    const short = await jwtService('embedded', { AUTH_FAILURE_LIMIT: '3', AUTH_FAILURE_WINDOW: '2s' })
+    try {
+      const client = freshAddress()
+      const template = await goodToken()
+      const guess = () => short.fetch('/v1/books', { headers: from(client, bearer(badToken(template))) })
+      const statuses = []
+      for (let i = 0; i < 5; i++) statuses.push((await guess()).status)
+      assert.deepEqual(statuses, [401, 401, 401, 429, 429])
+      const refused = await guess()
+      assert.equal(refused.status, 429)
+      const retryAfter = Number(refused.headers.get('retry-after'))
+      assert.ok(retryAfter >= 1 && retryAfter <= 2, `Retry-After ${retryAfter}`)
+      await sleep(retryAfter * 1000 + 100)
+      const again = await short.fetch('/v1/books', { headers: from(client, bearer(await goodToken())) })
+      assert.equal(again.status, 200)
+      assert.equal((await guess()).status, 401, 'and has a fresh budget')
+    } finally {
+      await short.close()
+    }
+  })
+
+  it('when AUTH_FAILURE_LIMIT is 0, then bad tokens only ever get 401', async () => {
+    const unlimited = await jwtService('embedded', { AUTH_FAILURE_LIMIT: '0' })
+    try {
+      const client = freshAddress()
+      const template = await goodToken()
+      const statuses = await inParallel(60, 5, async () => {
+        const response = await unlimited.fetch('/v1/books', { headers: from(client, bearer(badToken(template))) })
+        await response.arrayBuffer()
+        return response.status
+      })
+      assert.deepEqual(tally(statuses), { 401: 60 })
+    } finally {
+      await unlimited.close()
+    }
+  })
+
+  it('when Redis cannot be reached, then tokens are checked as usual (fail-open)', async () => {
+    const failOpen = await jwtService('embedded', {
+      AUTH_FAILURE_LIMIT: '2',
+      RATE_LIMIT_MAX: '2',
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+    })
+    try {
+      const client = freshAddress()
+      const template = await goodToken()
+      const statuses = []
+      for (let i = 0; i < 5; i++) {
+        const response = await failOpen.fetch('/v1/books', { headers: from(client, bearer(badToken(template))) })
+        await response.arrayBuffer()
+        statuses.push(response.status)
+      }
+      assert.deepEqual(statuses, Array(5).fill(401))
+      assert.equal(
+        (await failOpen.fetch('/v1/books', { headers: from(client, bearer(await goodToken())) })).status,
+        200,
+      )
+    } finally {
+      await failOpen.close()
+    }
+  })
+
+  it('when two instances share Redis, then they share one budget: 10 refused tokens in all, whichever instance checks them', {
+    skip: noRedis,
+  }, async (t) => {
+    const env = { AUTH_FAILURE_LIMIT: '10', AUTH_FAILURE_WINDOW: '1m', REDIS_URL, RATE_LIMIT_MAX: '100000' }
+    const [a, b] = [await jwtService('embedded', env), await jwtService('embedded', env)]
+    try {
+      const client = freshAddress()
+      for (let i = 0; i < 20; i++) {
+        const response = await (i % 2 === 0 ? a : b).fetch('/v1/books', {
+          headers: from(client, bearer(await goodToken())),
+        })
+        assert.equal(response.status, 200, 'good tokens are forgiven on either instance')
+        await response.arrayBuffer()
+      }
+      const template = await goodToken()
+      const started = performance.now()
+      const statuses = await inParallel(200, 20, async (index) => {
+        const response = await (index % 2 === 0 ? a : b).fetch('/v1/books', {
+          headers: from(client, bearer(badToken(template))),
+        })
+        await response.arrayBuffer()
+        return response.status
+      })
+      t.diagnostic(
+        `200 bad tokens over two instances: ${JSON.stringify(tally(statuses))} in ${Math.round(performance.now() - started)} ms`,
+      )
+      assert.deepEqual(tally(statuses), { 401: 10, 429: 190 })
+      for (const instance of [a, b]) {
+        const response = await instance.fetch('/v1/books', { headers: from(client, bearer(await goodToken())) })
+        assert.equal(response.status, 429, 'both instances refuse the address')
+        await response.arrayBuffer()
+      }
+      const neighbour = await b.fetch('/v1/books', { headers: from(freshAddress(), bearer(await goodToken())) })
+      assert.equal(neighbour.status, 200)
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+})

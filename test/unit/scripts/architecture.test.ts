@@ -1,0 +1,134 @@
+// The architecture rules can fail: `npm run lint:architecture`, with the repository's own configuration, runs on a
+// small tree that breaks each rule once and keeps each allowance once. That the real tree passes is lint's job.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { after, before, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { describe } from '../../helpers/describe.ts'
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const packageJson = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+const script = packageJson.scripts['lint:architecture'] as string
+
+// Each file of the fixture, by path; the comment on a file names the rule it breaks or the allowance it relies on.
+const FIXTURE: Record<string, string> = {
+  // http-knows-no-resource
+  'src/http/pipeline/knows-books.ts': "import { book } from '../../books/model.ts'\nexport const name = book\n",
+  // allowed: the shared layers, a type of the Database seam, a builtin and an npm package
+  'src/http/pipeline/allowed.ts': [
+    "import { STATUS_CODES } from 'node:http'",
+    "import type { FastifyInstance } from 'fastify'",
+    "import type { Database } from '../../db/database.ts'",
+    "import { level } from '../../logger.ts'",
+    'export type Both = [FastifyInstance, Database]',
+    'export const text = [STATUS_CODES, level]',
+    '',
+  ].join('\n'),
+  // http-uses-db-types-only; reading what a database error means is allowed
+  'src/http/pipeline/opens-db.ts':
+    "import { open } from '../../db/open.ts'\nimport { classify } from '../../db/errors.ts'\n" +
+    'export const use = [open, classify]\n',
+  'src/db/database.ts': 'export interface Database { query(text: string): Promise<unknown[]> }\n',
+  'src/db/open.ts':
+    "import type { Database } from './database.ts'\nexport const open = (): Database | undefined => undefined\n",
+  'src/db/errors.ts': 'export const classify = (error: unknown) => error instanceof Error\n',
+  // allowed: what a resource builds on
+  'src/http/toolkit/kit.ts': "export const kit = 'kit'\n",
+  // db-not-to-http
+  'src/db/to-http.ts': "import { text } from '../http/pipeline/allowed.ts'\nexport const reply = text\n",
+  // db-knows-no-resource
+  'src/db/to-books.ts': "import { book } from '../books/model.ts'\nexport const row = book\n",
+  'src/logger.ts': "export const level = 'info'\n",
+  'src/books/model.ts': "export const book = 'book'\n",
+  // core-not-to-fastify, twice: an npm package of Fastify's, even in types only, and src/http
+  'src/books/core.ts': "import type { FastifyInstance } from 'fastify'\nexport type App = FastifyInstance\n",
+  'src/books/use-case.ts': "import { kit } from '../http/toolkit/kit.ts'\nexport const answer = kit\n",
+  // allowed: the adapter, in either of its two places, on Fastify and the toolkit
+  'src/books/routes.ts':
+    "import type { FastifyInstance } from 'fastify'\nimport { kit } from '../http/toolkit/kit.ts'\n" +
+    'export type App = FastifyInstance\nexport const answer = kit\n',
+  'src/books/http/plugin.ts':
+    "import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'\n" +
+    "import { kit } from '../../http/toolkit/kit.ts'\nexport type Plugin = FastifyPluginAsyncTypebox\n" +
+    'export const answer = kit\n',
+  // resource-uses-the-toolkit: a pipeline plugin is the app's to wire
+  'src/books/http/wires.ts': "import { text } from '../../http/pipeline/allowed.ts'\nexport const answer = text\n",
+  // allowed: the probes are all HTTP, with no core
+  'src/health/probe.ts':
+    "import type { FastifyInstance } from 'fastify'\nimport { text } from '../http/pipeline/allowed.ts'\n" +
+    'export type App = FastifyInstance\nexport const answer = text\n',
+  // no-circular (reported once, from its first module), through a type-only import one way and a dynamic import back
+  'src/cycle/a.ts': "import type { B } from './b.ts'\nexport type A = { b?: B }\n",
+  'src/cycle/b.ts': "export type B = number\nexport const load = () => import('./a.ts')\n",
+  // src-not-to-test
+  'src/uses-test.ts': "import { helper } from '../test/helper.ts'\nexport const used = helper\n",
+  // not-to-unresolvable
+  'src/missing.ts': "import { gone } from './gone.ts'\nexport const used = gone\n",
+  // bench-not-to-test
+  'bench/run.ts': "import { helper } from '../test/helper.ts'\nexport const used = helper\n",
+  'scripts/tool.ts': "import { book } from '../src/books/model.ts'\nexport const used = book\n",
+  'test/helper.ts': "export const helper = 'helper'\n",
+}
+
+const EXPECTED = [
+  'bench-not-to-test: bench/run.ts → test/helper.ts',
+  'core-not-to-fastify: src/books/core.ts → node_modules/fastify/fastify.js',
+  'core-not-to-fastify: src/books/use-case.ts → src/http/toolkit/kit.ts',
+  'db-knows-no-resource: src/db/to-books.ts → src/books/model.ts',
+  'db-not-to-http: src/db/to-http.ts → src/http/pipeline/allowed.ts',
+  'http-knows-no-resource: src/http/pipeline/knows-books.ts → src/books/model.ts',
+  'http-uses-db-types-only: src/http/pipeline/opens-db.ts → src/db/open.ts',
+  'no-circular: src/cycle/a.ts → src/cycle/b.ts',
+  'not-to-unresolvable: src/missing.ts → ./gone.ts',
+  'resource-uses-the-toolkit: src/books/http/wires.ts → src/http/pipeline/allowed.ts',
+  'src-not-to-test: src/uses-test.ts → test/helper.ts',
+]
+
+interface Violation {
+  rule: { name: string }
+  from: string
+  to: string
+}
+
+describe('npm run lint:architecture', () => {
+  let folder: string
+  before(() => {
+    folder = mkdtempSync(join(tmpdir(), 'architecture-'))
+    for (const [path, text] of Object.entries(FIXTURE)) {
+      mkdirSync(join(folder, dirname(path)), { recursive: true })
+      writeFileSync(join(folder, path), text)
+    }
+    for (const file of ['.dependency-cruiser.cjs', 'tsconfig.json']) copyFileSync(join(ROOT, file), join(folder, file))
+    symlinkSync(join(ROOT, 'node_modules'), join(folder, 'node_modules'))
+  })
+  after(() => rmSync(folder, { recursive: true, force: true }))
+
+  // The script's own command line, as npm runs it: node_modules/.bin first on PATH.
+  const lintArchitecture = (...options: string[]) =>
+    spawnSync('sh', ['-c', [script, ...options].join(' ')], {
+      cwd: folder,
+      env: { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` },
+      encoding: 'utf8',
+    })
+
+  it('when a tree breaks each rule once, then exactly those imports are reported, each under its rule', () => {
+    const result = lintArchitecture('--output-type', 'json')
+    // The JSON reporter only describes; the exit code is the next test's, with the script's own reporter.
+    assert.equal(result.status, 0, result.stderr)
+    const { summary } = JSON.parse(result.stdout) as { summary: { violations: Violation[] } }
+    // The fixture's node_modules is a link to the repository's, which the resolver reports by its real path.
+    const reported = summary.violations
+      .map(({ rule, from, to }) => `${rule.name}: ${from} → ${to.replace(/^.*\/node_modules\//, 'node_modules/')}`)
+      .sort()
+    assert.deepEqual(reported, EXPECTED)
+  })
+
+  it('when a tree breaks a rule, then the check exits non-zero, so the lint fails', () => {
+    const result = lintArchitecture()
+    assert.notEqual(result.status, 0)
+    assert.match(result.stdout, new RegExp(`${EXPECTED.length} dependency violations`))
+  })
+})
