@@ -11,8 +11,13 @@ export const ApiEnvSchema = Type.Object({
       description: 'Comma-separated origins allowed to call the API from a browser (none by default)',
     },
   ),
-  REQUIRE_IF_MATCH: Flag('PUT and DELETE without If-Match answer 428'),
-  DOCS_ENABLED: Type.Boolean({ default: true, description: 'Serve the API reference page at /docs' }),
+  REQUIRE_IF_MATCH: Flag(
+    'PUT and DELETE without If-Match answer 428 (RPC: without expected_version), so no update is lost',
+  ),
+  DOCS_ENABLED: Type.Boolean({
+    default: true,
+    description: 'Serve the API reference page at /docs (turn it off in production)',
+  }),
 })
 export type ApiEnv = Static<typeof ApiEnvSchema>
 

@@ -19,16 +19,20 @@ export const AuthEnvSchema = Type.Object({
   AUTH_ALLOW_NONE: Flag('Allow AUTH_MODE=none with APP_ENV=production'),
   AUTH_JWT_ISSUER: Type.Optional(Type.String({ minLength: 1, description: 'Required iss claim (jwt mode)' })),
   AUTH_JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1, description: 'Required aud claim (jwt mode)' })),
-  AUTH_JWT_JWKS_URL: Type.Optional(HttpUrl('Signing keys (JWKS), cached and refreshed')),
+  AUTH_JWT_JWKS_URL: Type.Optional(
+    HttpUrl(
+      'URL of the signing keys (JWKS), cached and refetched on an unknown key id; jwt mode needs this or AUTH_JWT_PUBLIC_KEY',
+    ),
+  ),
   AUTH_JWT_PUBLIC_KEY: Type.Optional(
-    Secret(Type.String({ minLength: 1, description: 'Signing key as PEM (SPKI), instead of a JWKS' })),
+    Secret(Type.String({ minLength: 1, description: 'Signing key as PEM (SPKI), instead of AUTH_JWT_JWKS_URL' })),
   ),
   AUTH_JWT_ALGORITHMS: Matching(`^${ALGORITHM}(,${ALGORITHM})*$`, 'must list RS*, PS*, ES* or EdDSA algorithms', {
     default: 'RS256',
     description: 'Accepted signature algorithms, comma-separated (never none or HMAC)',
   }),
   AUTH_CLOCK_SKEW: Duration('30s', 'Leeway for exp and nbf'),
-  AUTH_PUBLIC_READS: Flag('GET requests need no token'),
+  AUTH_PUBLIC_READS: Flag('In jwt mode, GET and HEAD requests need no token'),
 })
 export type AuthEnv = Static<typeof AuthEnvSchema>
 

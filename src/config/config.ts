@@ -16,6 +16,17 @@ import { ServerEnvSchema, serverConfig, serverProblems } from './server.ts'
 export { LOG_LEVELS } from './observability.ts'
 export type { TrustProxy } from './server.ts'
 
+/** The sections of the environment, in the order the configuration reference (docs/configuration.md) lists them. */
+export const ENV_SECTIONS = [
+  { title: 'Server', schema: ServerEnvSchema },
+  { title: 'Logs, metrics and traces', schema: ObservabilityEnvSchema },
+  { title: 'Database', schema: DatabaseEnvSchema },
+  { title: 'Authentication', schema: AuthEnvSchema },
+  { title: 'Limits', schema: LimitsEnvSchema },
+  { title: 'API', schema: ApiEnvSchema },
+  { title: 'Events', schema: EventsEnvSchema },
+] as const
+
 export const EnvSchema = Type.Object({
   ...ServerEnvSchema.properties,
   ...ObservabilityEnvSchema.properties,

@@ -16,7 +16,7 @@ export const DatabaseEnvSchema = Type.Object({
   DB_HOST: Type.Optional(Type.String({ minLength: 1, description: 'PostgreSQL host (with DB_USER, DB_NAME)' })),
   DB_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 5432, description: 'PostgreSQL port' }),
   DB_USER: Type.Optional(Type.String({ minLength: 1, description: 'PostgreSQL user' })),
-  DB_PASS: Type.Optional(Secret(Type.String({ description: 'PostgreSQL password (secret)' }))),
+  DB_PASS: Type.Optional(Secret(Type.String({ description: 'PostgreSQL password' }))),
   DB_NAME: Type.Optional(Type.String({ minLength: 1, description: 'PostgreSQL database' })),
   DB_SSLMODE: Type.Enum(['disable', 'prefer', 'require', 'verify-full'], {
     default: 'disable',
@@ -25,11 +25,17 @@ export const DatabaseEnvSchema = Type.Object({
   DB_SSLROOTCERT: Type.Optional(
     Type.String({
       minLength: 1,
-      description: 'CA certificate file (PEM) verify-full checks the server against, instead of the system CAs',
+      description:
+        'CA certificate file (PEM) that verify-full checks the server against instead of the system CAs; the certificate must name the host dialled',
     }),
   ),
   DB_DEBUG: Flag('Log every SQL statement (text and duration, never parameters)'),
-  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'Connections per process' }),
+  DB_POOL_MAX: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 10,
+    description: 'Connections per process, both pools together',
+  }),
   DB_POOL_READS: Type.Optional(
     Type.Integer({
       minimum: 1,
@@ -38,11 +44,11 @@ export const DatabaseEnvSchema = Type.Object({
         'Of DB_POOL_MAX, the connections that carry single reads (SELECT), pipelined; writes, transactions and sessions get the rest (unset, or none left: one pool for all)',
     }),
   ),
-  DB_CONNECT_TIMEOUT: Duration('5s', 'Time allowed to open a connection'),
+  DB_CONNECT_TIMEOUT: Duration('5s', 'Time allowed to open a connection; then 503'),
   DB_STATEMENT_TIMEOUT: Duration('10s', 'PostgreSQL statement_timeout of each connection; 0 sends none'),
   DB_QUERY_TIMEOUT: Duration(
     '12s',
-    'Longest wait for any statement, enforced by the service (a hung server never answers)',
+    'Longest wait for any statement, enforced by the service since a hung server never answers; then 503',
   ),
   DB_PREPARED_STATEMENTS: Type.Boolean({
     default: true,

@@ -12,7 +12,7 @@ export const EventsEnvSchema = Type.Object({
     Secret(
       Matching(NATS_URLS, 'must be nats:// or tls:// URLs, comma-separated', {
         description:
-          'NATS servers the outbox relay publishes to (JetStream); no relay without it (secret: may hold credentials)',
+          'NATS servers the outbox relay publishes to (JetStream), comma-separated, which may hold credentials; no relay without it',
       }),
     ),
   ),
@@ -20,8 +20,8 @@ export const EventsEnvSchema = Type.Object({
     Type.String({ minLength: 1, description: 'NATS credentials file (JWT and NKey seed), e.g. from nsc' }),
   ),
   NATS_USER: Type.Optional(Type.String({ minLength: 1, description: 'NATS user (with NATS_PASS)' })),
-  NATS_PASS: Type.Optional(Secret(Type.String({ minLength: 1, description: 'NATS password (secret)' }))),
-  NATS_TOKEN: Type.Optional(Secret(Type.String({ minLength: 1, description: 'NATS authentication token (secret)' }))),
+  NATS_PASS: Type.Optional(Secret(Type.String({ minLength: 1, description: 'NATS password' }))),
+  NATS_TOKEN: Type.Optional(Secret(Type.String({ minLength: 1, description: 'NATS authentication token' }))),
   NATS_TLS_CA: Type.Optional(
     Type.String({ minLength: 1, description: 'CA certificate file (PEM) the NATS server is verified against' }),
   ),

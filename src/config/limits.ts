@@ -8,7 +8,7 @@ export const LimitsEnvSchema = Type.Object({
   RATE_LIMIT_MAX: Type.Integer({
     minimum: 0,
     default: 600,
-    description: 'Requests per client per window on /v1; 0 = off',
+    description: 'Requests per client address per window on /v1 and RPC, counted whatever their answer; 0 = off',
   }),
   RATE_LIMIT_WINDOW: Duration('1m', 'Rate limit window'),
   AUTH_FAILURE_LIMIT: Type.Integer({
@@ -20,7 +20,7 @@ export const LimitsEnvSchema = Type.Object({
   REDIS_URL: Type.Optional(
     Secret(
       Matching('^rediss?://', 'must be a redis:// or rediss:// URL', {
-        description: 'Redis shared by replicas for the rate limit (secret)',
+        description: 'Redis that the replicas share both limits through; unset, each process counts alone',
       }),
     ),
   ),

@@ -6,14 +6,22 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 export const ObservabilityEnvSchema = Type.Object({
   SERVER_DEBUG: Flag('Debug logging (same as LOG_LEVEL=debug)'),
-  LOG_LEVEL: Type.Optional(Type.Enum(LOG_LEVELS, { description: 'Log level (default info, debug with SERVER_DEBUG)' })),
+  LOG_LEVEL: Type.Optional(
+    Type.Enum(LOG_LEVELS, {
+      description: 'Log level; wins over SERVER_DEBUG (default info, or debug with SERVER_DEBUG=true)',
+    }),
+  ),
   METRICS_ENABLED: Type.Boolean({ default: true, description: 'Serve Prometheus metrics at /metrics' }),
-  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(HttpUrl('OTLP/HTTP collector base URL; tracing is off without one')),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(
+    HttpUrl(
+      'OTLP/HTTP collector base URL such as http://127.0.0.1:4318 (traces go to /v1/traces); no tracing without one',
+    ),
+  ),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Type.Optional(
-    HttpUrl('Full OTLP/HTTP traces URL (default: endpoint + /v1/traces)'),
+    HttpUrl('Full OTLP/HTTP traces URL; wins over OTEL_EXPORTER_OTLP_ENDPOINT'),
   ),
   OTEL_EXPORTER_OTLP_HEADERS: Type.Optional(
-    Secret(Type.String({ description: 'Headers for the collector, k1=v1,k2=v2 (secret)' })),
+    Secret(Type.String({ description: 'Headers sent to the collector, k1=v1,k2=v2 with URL-encoded values' })),
   ),
   OTEL_SERVICE_NAME: Type.String({ default: 'myapp', minLength: 1, description: 'service.name of the spans' }),
   OTEL_TRACES_SAMPLER: Type.Enum(

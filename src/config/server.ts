@@ -9,12 +9,22 @@ import { Duration } from './variables.ts'
 export const ServerEnvSchema = Type.Object({
   SERVER_HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'Address to listen on' }),
   SERVER_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port to listen on' }),
-  SERVER_TIMEOUT_READ: Duration('5s', 'Time allowed to receive the request headers, and again the body'),
-  SERVER_TIMEOUT_WRITE: Duration('10s', 'A connection with no bytes moving for this long is closed'),
+  SERVER_TIMEOUT_READ: Duration('5s', 'Time allowed to receive the request headers, and again the body; then 408'),
+  SERVER_TIMEOUT_WRITE: Duration(
+    '10s',
+    'A connection with a request in progress and no byte moving either way for this long is closed',
+  ),
   SERVER_TIMEOUT_IDLE: Duration('65s', 'Keep-alive idle time; above the usual 60s of load balancers'),
   SERVER_SHUTDOWN_DELAY: Duration('0s', 'After SIGTERM, keep serving this long with /readyz at 503 before closing'),
-  SERVER_SHUTDOWN_TIMEOUT: Duration('15s', 'Grace period for in-flight requests after SIGTERM'),
-  SERVER_BODY_LIMIT: Type.Integer({ minimum: 1024, default: 65536, description: 'Largest request body in bytes' }),
+  SERVER_SHUTDOWN_TIMEOUT: Duration(
+    '15s',
+    'Grace period for in-flight requests after SIGTERM; past it connections are cut and the exit code is 1',
+  ),
+  SERVER_BODY_LIMIT: Type.Integer({
+    minimum: 1024,
+    default: 65536,
+    description: 'Largest request body in bytes (413 above it)',
+  }),
   SERVER_MAX_PIPELINED: Type.Integer({
     minimum: 1,
     maximum: 1000,
@@ -24,22 +34,27 @@ export const ServerEnvSchema = Type.Object({
   SERVER_TRUST_PROXY: Type.Optional(
     Type.String({
       description:
-        'Proxies whose X-Forwarded-For, -Proto and -Host are believed: their addresses or CIDR ranges, comma-separated, or a hop count (none by default)',
+        'Proxies whose X-Forwarded-For, -Proto and -Host are believed: their addresses or CIDR ranges, comma-separated, or a hop count; unset, the socket peer is the client',
     }),
   ),
   GRPC_PORT: Type.Integer({
     minimum: 0,
     maximum: 65535,
     default: 0,
-    description: 'Port of the native gRPC listener (HTTP/2 cleartext, with reflection and grpc.health.v1); 0 = off',
+    description:
+      'Port of the native gRPC listener (HTTP/2 cleartext, with reflection and grpc.health.v1), 0 = off; Connect and gRPC-Web are on SERVER_PORT either way',
   }),
   WEB_CONCURRENCY: Type.Integer({
     minimum: 1,
     maximum: 64,
     default: 1,
-    description: 'Worker processes sharing the port (node:cluster), for hosts outside Kubernetes',
+    description:
+      'Worker processes sharing the port (node:cluster), for hosts outside Kubernetes; more than 1 needs a PostgreSQL server',
   }),
-  LOAD_SHED_EVENT_LOOP_DELAY: Duration('1s', 'Answer 503 while the event loop lags more than this; 0 = never'),
+  LOAD_SHED_EVENT_LOOP_DELAY: Duration(
+    '1s',
+    'While the event loop lags more than this, requests other than probes and /metrics get 503; 0 = never',
+  ),
   TZ: Type.String({ default: 'UTC', description: 'Process time zone (API timestamps are always UTC)' }),
 })
 export type ServerEnv = Static<typeof ServerEnvSchema>

@@ -1,5 +1,5 @@
-// What compose.test.ts and compose-run.test.ts both read: the README's variables and the ones compose.yml sets.
-import { readFileSync } from 'node:fs'
+// What compose.test.ts and compose-run.test.ts both read: the configuration's variables and the ones compose.yml sets.
+import { EnvSchema } from '../../src/config/config.ts'
 
 export const ROOT = new URL('../../', import.meta.url).pathname
 
@@ -18,17 +18,7 @@ export function setByCompose(service: 'app' | 'migrate'): Readonly<Record<string
   return service === 'app' ? { ...SET_BY_COMPOSE, NATS_URL: 'nats://nats:4222' } : SET_BY_COMPOSE
 }
 
-/** The variables of the README's configuration tables (`| variable | default | meaning |`). */
-export function readmeVariables(): string[] {
-  const names = new Set<string>()
-  let inTable = false
-  for (const line of readFileSync(`${ROOT}README.md`, 'utf8').split('\n')) {
-    if (/^\| variable \| default \| meaning \|/.test(line)) inTable = true
-    else if (!line.startsWith('|')) inTable = false
-    else if (inTable) {
-      const firstCell = line.split('|')[1] ?? ''
-      for (const [, name] of firstCell.matchAll(/`([A-Z][A-Z0-9_]*)`/g)) names.add(name as string)
-    }
-  }
-  return [...names].sort()
+/** Every variable the service reads, as the configuration reference (docs/configuration.md) lists them. */
+export function configurationVariables(): string[] {
+  return Object.keys(EnvSchema.properties).sort()
 }

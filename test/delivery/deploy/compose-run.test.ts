@@ -19,11 +19,11 @@ import { connect } from '@nats-io/transport-node'
 import { parse } from 'yaml'
 import type { BookEvent } from '../../../src/events/cloudevents.ts'
 import { STREAM } from '../../../src/events/relay.ts'
+import { configurationVariables, ROOT, setByCompose } from '../../helpers/compose-files.ts'
 import { describe } from '../../helpers/describe.ts'
 import { REQUIRE_SERVICES } from '../../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../../helpers/service.ts'
 import { freePort, underContainerScriptsLock, until as untilEvery } from '../../helpers/tools.ts'
-import { ROOT, readmeVariables, setByCompose } from '../../helpers/compose-files.ts'
 
 const exec = promisify(execFile)
 const SHARED = new URL('../../../shared/container/', import.meta.url).pathname
@@ -228,9 +228,9 @@ describe('compose.yml on a container engine', { skip }, () => {
     await project?.remove()
   })
 
-  it("when .env sets every variable of the README's tables, then compose hands each to the app and the migration", async () => {
+  it('when .env sets every variable of the configuration reference, then compose hands each to the app and the migration', async () => {
     const saved = readFileSync(env, 'utf8')
-    const variables = readmeVariables()
+    const variables = configurationVariables()
     writeFileSync(env, `${variables.map((variable) => `${variable}=from-dotenv-${variable}`).join('\n')}\n`)
     try {
       const config = parse(await project.compose(['config'])) as {

@@ -8,8 +8,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { it } from 'node:test'
 import { parse } from 'yaml'
 import { EnvSchema } from '../../../src/config/config.ts'
+import { configurationVariables, ROOT, setByCompose } from '../../helpers/compose-files.ts'
 import { describe } from '../../helpers/describe.ts'
-import { ROOT, readmeVariables, setByCompose } from '../../helpers/compose-files.ts'
 
 interface Service {
   image?: string
@@ -97,9 +97,9 @@ describe('compose.yml', () => {
     }
   })
 
-  it("when .env sets a variable of the README's tables, then it reaches the app and the migration", () => {
-    const variables = readmeVariables()
-    assert.ok(variables.length >= 50, `${variables.length} variables in the README`)
+  it('when .env sets a variable of the configuration reference, then it reaches the app and the migration', () => {
+    const variables = configurationVariables()
+    assert.ok(variables.length >= 50, `${variables.length} variables in the configuration`)
     for (const name of ['app', 'migrate'] as const) {
       const service = services[name] as Service
       const set = setByCompose(name)
