@@ -2,7 +2,7 @@
 // filesystem as uid 65532, refuse to start there with no database server, and stop on SIGTERM with exit code 0.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -10,12 +10,17 @@ import { promisify } from 'node:util'
 import { describe } from '../../helpers/describe.ts'
 import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from '../../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../../helpers/service.ts'
-import { freePort, programMissing, underContainerScriptsLock } from '../../helpers/tools.ts'
+import {
+  buildProjectImage,
+  containersUnavailable,
+  freePort,
+  podmanEnvironment,
+  standInImagesScript,
+  underContainerScriptsLock,
+} from '../../helpers/tools.ts'
 
 const run = promisify(execFile)
 const ROOT = new URL('../../../', import.meta.url).pathname
-// This machine reaches no registry: ../shared/container provides podman settings and stand-in base images.
-const SHARED = new URL('../../../shared/container/', import.meta.url).pathname
 const IMAGE = 'localhost/myapp:test'
 const BASE_IMAGE = 'gcr.io/distroless/nodejs24-debian12:nonroot'
 // Every file under /app, relative to it, from the image's own node (it has no shell).
@@ -23,24 +28,23 @@ const LIST_APP_FILES = "for (const f of require('node:fs').readdirSync('/app', {
 const NAME = `myapp-test-${process.pid}`
 
 function podman(args: string[], timeout = 300_000) {
-  const env = existsSync(SHARED)
-    ? { ...process.env, CONTAINERS_CONF: `${SHARED}containers.conf`, CONTAINERS_STORAGE_CONF: `${SHARED}storage.conf` }
-    : process.env
-  return run('podman', args, { cwd: ROOT, env, timeout, maxBuffer: 64 * 1024 * 1024 })
+  return run('podman', args, { cwd: ROOT, env: podmanEnvironment(), timeout, maxBuffer: 64 * 1024 * 1024 })
 }
 
-const skip = programMissing('/usr/bin/podman', 'apt-get install podman') || (await postgresServerUnavailable()) || false
+const skip =
+  containersUnavailable([BASE_IMAGE, 'node:24-bookworm-slim']) || (await postgresServerUnavailable()) || false
 
 describe('the production image', { skip }, () => {
   let database: ServerDatabase
   let port: number
   let base: string
   before(async () => {
-    if (existsSync(SHARED)) {
-      const [program, ...args] = underContainerScriptsLock(['bash', `${SHARED}standin-images.sh`])
+    const standIns = standInImagesScript()
+    if (standIns !== undefined) {
+      const [program, ...args] = underContainerScriptsLock(['bash', standIns])
       await run(program as string, args, { timeout: 600_000 })
     }
-    await podman(['build', '--pull=never', '--target', 'prod', '-t', IMAGE, '-f', 'Dockerfile', '.'], 600_000)
+    await buildProjectImage(ROOT, IMAGE, 'prod')
     database = await createServerDatabase()
     port = await freePort()
     base = `http://127.0.0.1:${port}`
@@ -59,11 +63,13 @@ describe('the production image', { skip }, () => {
       Number((await podman(['image', 'inspect', image, '--format', '{{.Size}}'])).stdout)
     const added = (await sizeOf(IMAGE)) - (await sizeOf(BASE_IMAGE))
     t.diagnostic(`adds ${(added / 1e6).toFixed(1)} MB over ${BASE_IMAGE}`)
-    // The README's figure is the one the build produces, within 10 %.
-    const readme = /The image adds ([\d.]+) MB over its base/.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))
-    assert.ok(readme, 'README: "The image adds N MB over its base"')
+    // The deployment page's figure is the one the build produces, within 10 %.
+    const readme = /The image adds ([\d.]+) MB over its base/.exec(
+      readFileSync(join(ROOT, 'docs/deployment.md'), 'utf8'),
+    )
+    assert.ok(readme, 'docs/deployment.md: "The image adds N MB over its base"')
     const stated = Number(readme[1])
-    assert.ok(Math.abs(added / 1e6 - stated) <= stated * 0.1, `${added / 1e6} MB vs the README's ${stated}`)
+    assert.ok(Math.abs(added / 1e6 - stated) <= stated * 0.1, `${added / 1e6} MB vs the page's ${stated}`)
   })
 
   it('when built, then it carries one Node.js, no node_modules beside the bundle and no source maps', async () => {

@@ -35,30 +35,27 @@ import {
   throwawayPostgresMissing,
 } from '../../helpers/throwaway-postgres.ts'
 import { enableTls, makeCertificates, opensslMissing, type TestCertificates } from '../../helpers/tls-postgres.ts'
-import { freePort, programMissing, underContainerScriptsLock } from '../../helpers/tools.ts'
+import {
+  buildProjectImage,
+  containersUnavailable,
+  freePort,
+  podmanEnvironment,
+  standInImagesScript,
+  underContainerScriptsLock,
+} from '../../helpers/tools.ts'
 
 const run = promisify(execFile)
 const ROOT = new URL('../../../', import.meta.url).pathname
-// This machine reaches no registry: ../shared/container provides podman settings and stand-in base images.
-const SHARED = new URL('../../../shared/container/', import.meta.url).pathname
 const IMAGE = 'localhost/myapp:test'
 const RUN_ID = `kp${process.pid}`
 const NAMESPACE = 'myapp-dev'
 
 function podman(args: string[], timeout = 120_000) {
-  const env = existsSync(SHARED)
-    ? {
-        ...process.env,
-        CONTAINERS_CONF: `${SHARED}containers.conf`,
-        CONTAINERS_STORAGE_CONF: `${SHARED}storage.conf`,
-        CONTAINERS_REGISTRIES_CONF: `${SHARED}registries.conf`,
-      }
-    : process.env
-  return run('podman', args, { cwd: ROOT, env, timeout, maxBuffer: 64 * 1024 * 1024 })
+  return run('podman', args, { cwd: ROOT, env: podmanEnvironment(), timeout, maxBuffer: 64 * 1024 * 1024 })
 }
 
 const skip =
-  programMissing('/usr/bin/podman', 'apt-get install podman') ||
+  containersUnavailable(['node:24-bookworm-slim', 'gcr.io/distroless/nodejs24-debian12:nonroot']) ||
   kubectlMissing() ||
   throwawayPostgresMissing() ||
   opensslMissing()
@@ -110,12 +107,13 @@ describe('the dev overlay under podman kube play', { skip }, () => {
     manifests = await render('overlays/dev')
     const statefulSet = manifests.find((manifest) => manifest.kind === 'StatefulSet') as Manifest
     const natsImage = statefulSet.spec.template.spec.containers[0].image as string
-    if (existsSync(SHARED)) {
+    const standIns = standInImagesScript()
+    if (standIns !== undefined) {
       // The stand-in answers to the name the StatefulSet pulls.
-      const [program, ...args] = underContainerScriptsLock(['bash', `${SHARED}standin-images.sh`, natsImage])
+      const [program, ...args] = underContainerScriptsLock(['bash', standIns, natsImage])
       await run(program as string, args, { timeout: 600_000 })
     }
-    await podman(['build', '--pull=never', '--target', 'prod', '-t', IMAGE, '-f', 'Dockerfile', '.'], 600_000)
+    await buildProjectImage(ROOT, IMAGE, 'prod')
 
     // What CloudNativePG provides: the database and role of bootstrap.initdb, a CA, and a server certificate for
     // the Services the app (Pooler) and the migration (primary, by the secret's uri) dial.

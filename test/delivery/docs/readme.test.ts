@@ -1,5 +1,5 @@
-// The README's commands, run as a new user pastes them: "Run it", the PostgreSQL quick start and "Try it", in a
-// copy of the repository with its own `npm ci`, in a shell without this test run's environment.
+// The README's commands, run as a new user pastes them: "Run it", the PostgreSQL quick start and "Try it" with its
+// secured mode, in a copy of the repository with its own `npm ci`, in a shell without this test run's environment.
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -27,7 +27,7 @@ function shellBlocks(heading: string): string[] {
 }
 
 const [runEmbedded, runOnPostgres] = shellBlocks('## Run it')
-const [tryIt] = shellBlocks('## Try it')
+const [tryIt, startSecured, trySecured] = shellBlocks('## Try it')
 
 // A fresh shell: no variables of this test run, of npm, or of the repository's own node_modules/.bin.
 function freshShellEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -147,7 +147,10 @@ describe("the README's commands", { skip }, () => {
   }
 
   before(async () => {
-    assert.ok(runEmbedded && runOnPostgres && tryIt, 'README: Run it has two sh blocks, Try it one')
+    assert.ok(
+      runEmbedded && runOnPostgres && tryIt && startSecured && trySecured,
+      'README: Run it has two sh blocks, Try it three (the API, then the secured mode: start, call)',
+    )
     copy = mkdtempSync(join(tmpdir(), 'myapp-readme-'))
     // What a clone holds: the tracked files and the new ones git does not ignore (no node_modules, no data).
     const { stdout } = await run('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: ROOT })
@@ -180,6 +183,18 @@ describe("the README's commands", { skip }, () => {
 
   it('when "Try it" is pasted next, then every command answers as the README shows', async () => {
     await tryTheApi()
+    await stopServer()
+  })
+
+  it('when the secured mode is pasted, then the service trusts the development key and a reader token is served', async () => {
+    await startInBackground(startSecured as string)
+    assert.match(serverOutput, /"auth":\{"mode":"jwt"/)
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', adapt(trySecured as string)], {
+      cwd: copy,
+      env: environment(),
+      timeout: 60_000,
+    })
+    assert.deepEqual(stdout.trim().split('\n'), ['401', '200'])
     await stopServer()
   })
 
