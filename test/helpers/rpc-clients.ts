@@ -7,7 +7,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { BookService } from '../../src/gen/books/v1/books_pb.js'
 import { BadRequestSchema, RetryInfoSchema } from '../../src/gen/google/rpc/error_details_pb.js'
-import { type Backend, skipReason, startService, type TestService } from './service.ts'
+import { BACKENDS, type Backend, skipReason, startService, type TestService } from './service.ts'
 import { freePort } from './tools.ts'
 
 /** Connect JSON, Connect binary and gRPC-Web on the HTTP port; native gRPC on GRPC_PORT. */
@@ -25,9 +25,12 @@ export async function startRpcService(backend: Backend, env: Record<string, stri
   return Object.assign(service, { grpcPort, grpcUrl: `http://127.0.0.1:${grpcPort}` })
 }
 
-/** The PostgreSQL server where there is one (it starts in a fraction of the time PGlite takes), else PGlite. */
+/**
+ * The PostgreSQL server when the run selected it (TEST_BACKENDS) and it answers, since it starts in a fraction of
+ * the time PGlite takes; else PGlite, so that `npm test` never reaches for a server.
+ */
 export async function quickBackend(): Promise<Backend> {
-  return (await skipReason('postgres')) === false ? 'postgres' : 'embedded'
+  return BACKENDS.includes('postgres') && (await skipReason('postgres')) === false ? 'postgres' : 'embedded'
 }
 
 export function transportOf(service: RpcService, protocol: Protocol): Transport {

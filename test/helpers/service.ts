@@ -21,7 +21,8 @@ export const BACKENDS: readonly Backend[] = selectBackends(process.env.TEST_BACK
 function selectBackends(list: string): Backend[] {
   const names = list.split(',').map((name) => name.trim())
   const unknown = names.filter((name) => !(ALL_BACKENDS as readonly string[]).includes(name))
-  if (unknown.length > 0) throw new Error(`TEST_BACKENDS: unknown ${unknown.join(', ')} (use ${ALL_BACKENDS.join(',')})`)
+  if (unknown.length > 0)
+    throw new Error(`TEST_BACKENDS: unknown ${unknown.join(', ')} (use ${ALL_BACKENDS.join(',')})`)
   return ALL_BACKENDS.filter((backend) => names.includes(backend))
 }
 

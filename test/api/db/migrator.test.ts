@@ -1,11 +1,10 @@
-// Migrations on both backends: up, down to zero, up again, status, failures, concurrent runs, and the CLI.
+// Migrations on both backends: up, down to zero, up again, status, failures, and the CLI. Replicas migrating at
+// once, and the CLI on the PostgreSQL server, need that server: they are in test/system/db.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, it } from 'node:test'
-import { promisify } from 'node:util'
 import { parseConfig } from '../../../src/config/config.ts'
 import type { Database } from '../../../src/db/database.ts'
 import {
@@ -18,11 +17,10 @@ import {
 import { openDatabase } from '../../../src/db/open.ts'
 import { createLogger } from '../../../src/logger.ts'
 import { describe } from '../../helpers/describe.ts'
+import { migrate } from '../../helpers/migrate-command.ts'
 import { createServerDatabase, type ServerDatabase } from '../../helpers/postgres-server.ts'
 import { BACKENDS, type Backend, skipReason } from '../../helpers/service.ts'
 
-const run = promisify(execFile)
-const MIGRATE = new URL('../../../src/migrate.ts', import.meta.url).pathname
 const FIRST = '00001_create_books.sql'
 const ALL = listMigrationFiles().map((file) => file.name)
 const LAST = ALL.at(-1) as string
@@ -156,35 +154,7 @@ for (const backend of BACKENDS) {
   })
 }
 
-describe('concurrent migrations on the PostgreSQL server', { skip: await skipReason('postgres') }, () => {
-  it('when two replicas run up at once, then one applies the set and the other finds nothing to do', async () => {
-    const server = await createServerDatabase()
-    const config = parseConfig({ DATABASE_URL: server.url })
-    const [a, b] = await Promise.all([
-      openDatabase(config.database, createLogger('silent')),
-      openDatabase(config.database, createLogger('silent')),
-    ])
-    try {
-      const results = await Promise.all([createMigrator(a).up(), createMigrator(b).up()])
-      assert.deepEqual(results.map((names) => names.length).sort(), [0, listMigrationFiles().length])
-      const rows = await a.query<{ version: string }>('SELECT version::text FROM schema_migrations')
-      assert.equal(rows.length, listMigrationFiles().length)
-    } finally {
-      await Promise.all([a.close(), b.close()])
-      await server.drop()
-    }
-  })
-})
-
-const noPostgresServer = await skipReason('postgres')
-
 describe('the migrate command', () => {
-  const migrate = (args: string[], env: Record<string, string>) =>
-    run(process.execPath, [MIGRATE, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 }).then(
-      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-      (error: { code: number; stdout: string; stderr: string }) => error,
-    )
-
   it('when run with no command, then it prints usage and exits 2', async () => {
     const result = await migrate([], {})
     assert.equal(result.code, 2)
@@ -221,21 +191,5 @@ describe('the migrate command', () => {
     const status = await migrate(['status'], env)
     assert.match(status.stdout, new RegExp(`^\\s+\\d{4}-\\d{2}-\\d{2}T[^ ]+Z\\s+${FIRST}$`, 'm'))
     assert.match((await migrate(['version'], env)).stdout, new RegExp(`^version ${LATEST_VERSION}$`, 'm'))
-  })
-
-  it('when run on the PostgreSQL server, then status shows pending before up', { skip: noPostgresServer }, async () => {
-    const server = await createServerDatabase()
-    try {
-      const env = { DATABASE_URL: server.url }
-      assert.match((await migrate(['status'], env)).stdout, new RegExp(`Pending\\s+${FIRST}`))
-      const up = await migrate(['up'], env)
-      assert.equal(up.code, 0, up.stderr)
-      assert.match(up.stdout, new RegExp(`now at version ${LATEST_VERSION}`))
-      const down = await migrate(['down'], env)
-      assert.match(down.stdout, new RegExp(`^Rolled back\\s+${LAST}$`, 'm'))
-      assert.match((await migrate(['version'], env)).stdout, new RegExp(`^version ${LATEST_VERSION - 1}$`, 'm'))
-    } finally {
-      await server.drop()
-    }
   })
 })

@@ -1,15 +1,10 @@
 // The AsyncAPI document of the book events: committed and current, valid for @asyncapi/parser, served and public,
 // and describing the events the service really sends: a channel per event type whose payload schema takes the
-// events of that type from the feed and from NATS, and no other.
+// events of that type from the feed, and no other. The NATS messages are checked in test/system/events.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { type AsyncAPIDocumentInterface, type ChannelInterface, DiagnosticSeverity, Parser } from '@asyncapi/parser'
-import { jetstreamManager } from '@nats-io/jetstream'
-import { connect } from '@nats-io/transport-node'
-import { Ajv, type ValidateFunction } from 'ajv'
-import addFormats from 'ajv-formats'
+import { DiagnosticSeverity } from '@asyncapi/parser'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { parse } from 'yaml'
 import { ASYNCAPI_YAML } from '../../../scripts/openapi.ts'
@@ -17,72 +12,18 @@ import { buildAsyncApi } from '../../../src/events/asyncapi.ts'
 import { BOOK_EVENT_TYPES, subjectOf } from '../../../src/events/cloudevents.ts'
 import { ASYNCAPI } from '../../../src/events/http/asyncapi.ts'
 import { FEED_ACCESS, PREFIX } from '../../../src/events/http/routes.ts'
-import { STREAM, startRelay } from '../../../src/events/relay.ts'
-import { createLogger } from '../../../src/logger.ts'
+import {
+  assertValid,
+  channelAt,
+  committed,
+  document,
+  parseDocument,
+  schemasOf,
+  writeEachChange,
+} from '../../helpers/asyncapi.ts'
 import { describe } from '../../helpers/describe.ts'
-import { bodyOf, type Json, jsonRequest, startService, type TestService } from '../../helpers/service.ts'
-import { natsMissing, natsSettings, startNats } from '../../helpers/nats.ts'
+import { bodyOf, type Json, startService, type TestService } from '../../helpers/service.ts'
 import { openSse } from '../../helpers/sse.ts'
-
-const book = { title: 'The Left Hand of Darkness', author: 'Ursula K. Le Guin', published_date: '1969-03-01' }
-
-// The AsyncAPI schema format is a superset of JSON Schema draft-07, which is Ajv's default.
-const ajv = new Ajv({ strict: false, allErrors: true })
-addFormats.default(ajv)
-
-async function parseDocument(text: string) {
-  const { document, diagnostics } = await new Parser().parse(text)
-  const problems = diagnostics.filter(
-    ({ severity }) => severity === DiagnosticSeverity.Error || severity === DiagnosticSeverity.Warning,
-  )
-  return { document, diagnostics, problems }
-}
-
-// Parsed once, as a consumer's tooling would read the committed file.
-const committed = await parseDocument(readFileSync(ASYNCAPI_YAML, 'utf8'))
-const document = committed.document as AsyncAPIDocumentInterface
-
-/** The payload (and headers) schemas of each message of a channel, keyed by the event type the payload fixes. */
-function schemasOf(channel: ChannelInterface) {
-  const byType = new Map<string, { payload: ValidateFunction; headers: ValidateFunction | undefined }>()
-  for (const message of channel.messages().all()) {
-    const payload = message.payload()?.json() as { properties: { type: { const: string } } }
-    const headers = message.headers()?.json()
-    byType.set(payload.properties.type.const, {
-      payload: ajv.compile(payload),
-      headers: headers === undefined ? undefined : ajv.compile(headers),
-    })
-  }
-  return byType
-}
-
-/** The one channel at `address`. */
-function channelAt(document: AsyncAPIDocumentInterface, address: string): ChannelInterface {
-  const channels = document
-    .channels()
-    .all()
-    .filter((channel) => channel.address() === address)
-  assert.equal(channels.length, 1, `one channel at ${address}`)
-  return channels[0] as ChannelInterface
-}
-
-function assertValid(check: ValidateFunction | undefined, value: unknown, what: string) {
-  assert.ok(check, `a schema for ${what}`)
-  assert.ok(check(value), `${what}: ${ajv.errorsText(check.errors)}\n${JSON.stringify(value)}`)
-}
-
-/** A create, a replace and a delete of one book: one event of each type. */
-async function writeEachChange(service: TestService) {
-  const created = await bodyOf(await service.fetch('/v1/books', jsonRequest('POST', book)))
-  const replaced = await service.fetch(
-    `/v1/books/${created.id}`,
-    jsonRequest('PUT', { ...book, status: 'verified' }, { 'if-match': '"1"' }),
-  )
-  assert.equal(replaced.status, 200)
-  const deleted = await service.fetch(`/v1/books/${created.id}`, { method: 'DELETE' })
-  assert.equal(deleted.status, 204)
-  return created.id as string
-}
 
 describe('the AsyncAPI document', () => {
   let service: TestService
@@ -224,52 +165,6 @@ describe('the AsyncAPI document', () => {
       stream.close()
     } finally {
       await secured.close()
-    }
-  })
-})
-
-describe('the AsyncAPI document against NATS', { skip: natsMissing() }, () => {
-  it('when the relay publishes a create, a replace and a delete, then each message matches its channel', async () => {
-    const nats = await startNats()
-    const service = await startService('embedded')
-    const client = await connect({ servers: nats.url })
-    const relay = startRelay({
-      database: service.database,
-      nats: natsSettings(nats.url),
-      logger: createLogger('silent'),
-    })
-    try {
-      const bookId = await writeEachChange(service)
-      const jsm = await jetstreamManager(client)
-      // Bounded: 100 × 100 ms for the relay to create the stream and publish the three events.
-      let stored = 0
-      for (let attempt = 0; attempt < 100 && stored < 3; attempt++) {
-        stored = await jsm.streams.info(STREAM).then(
-          (info) => info.state.messages,
-          () => 0,
-        )
-        if (stored < 3) await sleep(100)
-      }
-      assert.equal(stored, 3)
-      const subjects: string[] = []
-      for (let seq = 1; seq <= 3; seq++) {
-        const message = await jsm.streams.getMessage(STREAM, { seq })
-        assert.ok(message)
-        subjects.push(message.subject)
-        const event = message.json<Json>()
-        assert.equal(event.subject, bookId)
-        const schemas = schemasOf(channelAt(document, message.subject)).get(event.type)
-        assertValid(schemas?.payload, event, `the payload on ${message.subject}`)
-        const headers = Object.fromEntries(message.header.keys().map((key) => [key, message.header.get(key)]))
-        assertValid(schemas?.headers, headers, `the headers on ${message.subject}`)
-        assert.equal(headers['Nats-Msg-Id'], event.id)
-      }
-      assert.deepEqual(subjects, ['books.created', 'books.updated', 'books.deleted'])
-    } finally {
-      await relay.stop()
-      await client.close()
-      await service.close()
-      await nats.remove()
     }
   })
 })

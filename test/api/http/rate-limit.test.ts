@@ -1,34 +1,22 @@
-// Rate limiting: per client address, counted before anything else reads the request, shared by two instances
-// through Redis, fail-open when Redis is gone; and the smaller budget of refused bearer tokens.
+// Rate limiting: per client address, counted before anything else reads the request, fail-open when Redis is
+// gone; and the smaller budget of refused bearer tokens. Two instances sharing one Redis are in test/system/http.
 import assert from 'node:assert/strict'
-import { randomInt } from 'node:crypto'
 import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis } from 'ioredis'
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { describe } from '../../helpers/describe.ts'
-import { REQUIRE_SERVICES } from '../../helpers/postgres-server.ts'
+import {
+  badToken,
+  bearer,
+  freshAddress,
+  from,
+  goodToken,
+  inParallel,
+  jwtService,
+  tally,
+} from '../../helpers/rate-limit.ts'
 import { BACKENDS, bodyOf, jsonRequest, skipReason, startService, type TestService } from '../../helpers/service.ts'
 import { freePort } from '../../helpers/tools.ts'
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
-
-async function redisMissing(): Promise<string | false> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0 })
-  try {
-    await redis.connect()
-    await redis.ping()
-    return false
-  } catch (error) {
-    const reason = `no Redis at ${REDIS_URL} (${(error as Error).message}); set TEST_REDIS_URL`
-    if (REQUIRE_SERVICES) throw new Error(`REQUIRE_TEST_SERVICES=true but ${reason}`)
-    return reason
-  } finally {
-    redis.disconnect()
-  }
-}
-
-const noRedis = await redisMissing()
 const skips = Object.fromEntries(
   await Promise.all(BACKENDS.map(async (backend) => [backend, await skipReason(backend)])),
 )
@@ -64,92 +52,12 @@ describe('rate limits', () => {
       await service.close()
     }
   })
-
-  it('when two instances share Redis with a limit of 10, then exactly 10 requests pass in total', {
-    skip: noRedis,
-  }, async () => {
-    const redis = new Redis(REDIS_URL)
-    // Only this test's bucket: other test files may be counting other addresses in the same Redis meanwhile.
-    await redis.del('myapp-rate-limit:127.0.0.1')
-    redis.disconnect()
-    const env = { RATE_LIMIT_MAX: '10', RATE_LIMIT_WINDOW: '1m', REDIS_URL }
-    const [a, b] = [await startService('embedded', env), await startService('embedded', env)]
-    try {
-      const statuses: number[] = []
-      for (let i = 0; i < 24; i++) statuses.push((await (i % 2 === 0 ? a : b).fetch('/v1/books')).status)
-      assert.equal(statuses.filter((status) => status === 200).length, 10, String(statuses))
-      assert.equal(statuses.filter((status) => status === 429).length, 14)
-      assert.deepEqual(statuses.slice(0, 10), Array(10).fill(200), 'the first ten pass, whichever instance serves them')
-    } finally {
-      await a.close()
-      await b.close()
-    }
-  })
 })
 
-const ISSUER = 'https://auth.test/'
-const AUDIENCE = 'myapp'
 const book = { title: 'Kindred', author: 'Octavia E. Butler', published_date: '1979-06-01' }
-const { privateKey, publicKey } = await generateKeyPair('ES256')
-const publicKeyPem = await exportSPKI(publicKey)
-
-/** A valid token; each call gives a new one (its jti), so no instance has verified it before. */
-const goodToken = (scope = 'books:read books:write') =>
-  new SignJWT({ sub: 'reader', scope, jti: String(randomInt(2 ** 47)) })
-    .setProtectedHeader({ alg: 'ES256' })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setExpirationTime('5m')
-    .sign(privateKey)
-
-/** A guess: a well-formed token whose signature is random, so that every one is verified and refused. */
-const badToken = (template: string) => {
-  const [header, payload] = template.split('.')
-  return `${header}.${payload}.${Buffer.from(Array.from({ length: 64 }, () => randomInt(256))).toString('base64url')}`
-}
-
-/** An address of its own for each run and test (198.18.0.0/15), so that a shared Redis holds no earlier counts. */
-const freshAddress = () => `198.${18 + randomInt(2)}.${randomInt(256)}.${1 + randomInt(254)}`
-
-/** Requests come through a trusted proxy on 127.0.0.1 that names the client: several clients from one test. */
-const from = (address: string, headers: Record<string, string> = {}) => ({ 'x-forwarded-for': address, ...headers })
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
-
-function jwtService(backend: (typeof BACKENDS)[number], env: Record<string, string>): Promise<TestService> {
-  return startService(backend, {
-    AUTH_MODE: 'jwt',
-    AUTH_JWT_ISSUER: ISSUER,
-    AUTH_JWT_AUDIENCE: AUDIENCE,
-    AUTH_JWT_ALGORITHMS: 'ES256',
-    AUTH_JWT_PUBLIC_KEY: publicKeyPem,
-    SERVER_TRUST_PROXY: '127.0.0.1',
-    ...env,
-  })
-}
 
 const rateLimitHeaders = (response: Response) =>
   ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'].map((name) => response.headers.get(name))
-
-/** Runs `count` calls of `call`, at most `concurrency` at a time; results in call order. */
-async function inParallel<T>(count: number, concurrency: number, call: (index: number) => Promise<T>): Promise<T[]> {
-  const results: T[] = new Array(count)
-  let next = 0
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const index = next++
-        results[index] = await call(index)
-      }
-    }),
-  )
-  return results
-}
-
-function tally(statuses: number[]): Record<number, number> {
-  const counts: Record<number, number> = {}
-  for (const status of statuses) counts[status] = (counts[status] ?? 0) + 1
-  return counts
-}
 
 describe('the request budget counts every answer', () => {
   it('when 700 requests from one address fail validation (422), then each lowers RateLimit-Remaining and the 601st gets 429', async () => {
@@ -387,46 +295,6 @@ describe('the budget of refused bearer tokens', () => {
       )
     } finally {
       await failOpen.close()
-    }
-  })
-
-  it('when two instances share Redis, then they share one budget: 10 refused tokens in all, whichever instance checks them', {
-    skip: noRedis,
-  }, async (t) => {
-    const env = { AUTH_FAILURE_LIMIT: '10', AUTH_FAILURE_WINDOW: '1m', REDIS_URL, RATE_LIMIT_MAX: '100000' }
-    const [a, b] = [await jwtService('embedded', env), await jwtService('embedded', env)]
-    try {
-      const client = freshAddress()
-      for (let i = 0; i < 20; i++) {
-        const response = await (i % 2 === 0 ? a : b).fetch('/v1/books', {
-          headers: from(client, bearer(await goodToken())),
-        })
-        assert.equal(response.status, 200, 'good tokens are forgiven on either instance')
-        await response.arrayBuffer()
-      }
-      const template = await goodToken()
-      const started = performance.now()
-      const statuses = await inParallel(200, 20, async (index) => {
-        const response = await (index % 2 === 0 ? a : b).fetch('/v1/books', {
-          headers: from(client, bearer(badToken(template))),
-        })
-        await response.arrayBuffer()
-        return response.status
-      })
-      t.diagnostic(
-        `200 bad tokens over two instances: ${JSON.stringify(tally(statuses))} in ${Math.round(performance.now() - started)} ms`,
-      )
-      assert.deepEqual(tally(statuses), { 401: 10, 429: 190 })
-      for (const instance of [a, b]) {
-        const response = await instance.fetch('/v1/books', { headers: from(client, bearer(await goodToken())) })
-        assert.equal(response.status, 429, 'both instances refuse the address')
-        await response.arrayBuffer()
-      }
-      const neighbour = await b.fetch('/v1/books', { headers: from(freshAddress(), bearer(await goodToken())) })
-      assert.equal(neighbour.status, 200)
-    } finally {
-      await a.close()
-      await b.close()
     }
   })
 })

@@ -26,8 +26,8 @@ import {
   HealthCheckResponse_ServingStatus,
 } from '../../../src/gen/grpc/health/v1/health_pb.js'
 import { describe } from '../../helpers/describe.ts'
-import { bodyOf, type Json, jsonRequest } from '../../helpers/service.ts'
 import { quickBackend, type RpcService, startRpcService } from '../../helpers/rpc-clients.ts'
+import { bodyOf, type Json, jsonRequest } from '../../helpers/service.ts'
 
 const run = promisify(execFile)
 const BUF = 'node_modules/.bin/buf'

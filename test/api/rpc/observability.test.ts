@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Code } from '@connectrpc/connect'
 import { describe } from '../../helpers/describe.ts'
 import { attribute, CLIENT_KIND, type ExportedSpan, otlpReceiver, SERVER_KIND } from '../../helpers/otlp-receiver.ts'
-import { bodyOf, jsonRequest, type LogRecord } from '../../helpers/service.ts'
 import { bookClient, quickBackend, type RpcService, rpcFailure, startRpcService } from '../../helpers/rpc-clients.ts'
+import { bodyOf, jsonRequest, type LogRecord } from '../../helpers/service.ts'
 
 const MISSING_ID = '01900000-0000-7000-8000-000000000000'
 const book = { title: 'Solaris', author: 'Stanisław Lem', published_date: '1961-06-01' }

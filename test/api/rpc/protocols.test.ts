@@ -8,7 +8,6 @@ import { timestampDate } from '@bufbuild/protobuf/wkt'
 import { Code } from '@connectrpc/connect'
 import { type Book, BookSchema, BookStatus } from '../../../src/gen/books/v1/books_pb.js'
 import { describe } from '../../helpers/describe.ts'
-import { BACKENDS, bodyOf, jsonRequest, skipReason } from '../../helpers/service.ts'
 import {
   type BookClient,
   bookClient,
@@ -18,6 +17,7 @@ import {
   rpcFailure,
   startRpcService,
 } from '../../helpers/rpc-clients.ts'
+import { BACKENDS, bodyOf, jsonRequest, skipReason } from '../../helpers/service.ts'
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 

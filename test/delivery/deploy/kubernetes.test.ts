@@ -11,9 +11,9 @@ import { it } from 'node:test'
 import { promisify } from 'node:util'
 import { Ajv } from 'ajv'
 import { parse } from 'yaml'
-import { NATS_SERVER, natsMissing } from '../../helpers/nats.ts'
 import { describe } from '../../helpers/describe.ts'
 import { K8S_DIR, kubectlMissing, type Manifest, OVERLAYS, render } from '../../helpers/kustomize.ts'
+import { NATS_SERVER, natsMissing } from '../../helpers/nats.ts'
 
 // Schemas: kubernetes-models for Kubernetes and the CRDs it packages, the repository's JSON Schemas for
 // CloudNativePG and the Barman Cloud Plugin.

@@ -16,6 +16,7 @@ import { OUTBOX_SQL } from '../../../src/events/outbox.ts'
 import { type RelayedBatch, STREAM, startRelay } from '../../../src/events/relay.ts'
 import { createLogger } from '../../../src/logger.ts'
 import { describe } from '../../helpers/describe.ts'
+import { natsMissing, natsSettings, startNats, type TestNats } from '../../helpers/nats.ts'
 import { bodyOf, jsonRequest, startService, type TestService } from '../../helpers/service.ts'
 import {
   startThrowawayPostgres,
@@ -23,7 +24,6 @@ import {
   throwawayPostgresMissing,
 } from '../../helpers/throwaway-postgres.ts'
 import { until as untilEvery } from '../../helpers/tools.ts'
-import { natsMissing, natsSettings, startNats, type TestNats } from '../../helpers/nats.ts'
 
 const RUN_MS = 14_000
 const CRASH_AT_MS = 3000

@@ -21,6 +21,7 @@ import type { BookEvent } from '../../../src/events/cloudevents.ts'
 import { DEPTH_BOUND, OUTBOX_SQL } from '../../../src/events/outbox.ts'
 import { STREAM } from '../../../src/events/relay.ts'
 import { describe } from '../../helpers/describe.ts'
+import { natsMissing, startNats, type TestNats } from '../../helpers/nats.ts'
 import { attribute, otlpReceiver } from '../../helpers/otlp-receiver.ts'
 import {
   BACKENDS,
@@ -32,7 +33,6 @@ import {
   type TestService,
 } from '../../helpers/service.ts'
 import { PROMTOOL, programMissing, until } from '../../helpers/tools.ts'
-import { natsMissing, startNats, type TestNats } from '../../helpers/nats.ts'
 
 /** OTLP's SpanKind value of a PRODUCER span. */
 const PRODUCER_KIND = 4

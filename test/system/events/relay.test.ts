@@ -15,9 +15,9 @@ import { type RelayedBatch, STREAM, startRelay } from '../../../src/events/relay
 import { createLogger } from '../../../src/logger.ts'
 import { createMetrics, type Metrics } from '../../../src/observability/metrics.ts'
 import { describe } from '../../helpers/describe.ts'
+import { natsMissing, natsSettings, startNats, type TestNats } from '../../helpers/nats.ts'
 import { bodyOf, jsonRequest, skipReason, startService, type TestService } from '../../helpers/service.ts'
 import { until } from '../../helpers/tools.ts'
-import { natsMissing, natsSettings, startNats, type TestNats } from '../../helpers/nats.ts'
 
 const logger = createLogger('silent')
 /** The relay's settings as NATS_URL alone makes them. */

@@ -1,13 +1,13 @@
+// The npm scripts' surroundings: the Node.js version check each one runs first, the Node.js npm ci installs, and
+// lint settings. Starting the service with npm run dev is in test/system/scripts.
 import assert from 'node:assert/strict'
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { parse } from 'yaml'
 import { nodeVersionProblem } from '../../../scripts/require-node.js'
 import { describe } from '../../helpers/describe.ts'
-import { freePort } from '../../helpers/tools.ts'
 
 const run = promisify(execFile)
 const packageJson = JSON.parse(readFileSync('package.json', 'utf8')) as {
@@ -56,55 +56,5 @@ describe('the Node.js the npm scripts run on', () => {
 describe('npm run lint', () => {
   it('when Redocly CLI lints openapi.yaml, then its usage telemetry is off', () => {
     assert.equal(parse(readFileSync('redocly.yaml', 'utf8')).telemetry, 'off')
-  })
-})
-
-describe('npm run dev', () => {
-  it('when it starts, then the configuration is one readable line, not one line per setting', async () => {
-    const port = await freePort()
-    // The script's own command line in a process group of its own, so that the watcher and pino-pretty stop with it.
-    const child = spawn('sh', ['-c', packageJson.scripts.dev as string], {
-      env: {
-        ...process.env,
-        PATH: `${new URL('../../../node_modules/.bin', import.meta.url).pathname}:${process.env.PATH}`,
-        SERVER_PORT: String(port),
-        DB_EMBEDDED_PATH: 'memory://',
-      },
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.on('data', (chunk) => {
-      output += chunk
-    })
-    child.stderr.on('data', (chunk) => {
-      output += chunk
-    })
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    try {
-      const deadline = Date.now() + 60_000
-      while (!output.includes('Server listening') && Date.now() < deadline && child.exitCode === null) {
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
-      const lines = output.split('\n').filter((line) => line.includes('INFO'))
-      const starting = lines.find((line) => line.includes('INFO: starting'))
-      assert.ok(starting, output)
-      assert.match(starting, /"config":\{"server":\{.*"database":\{"kind":"embedded"/)
-      assert.ok(lines.length <= 6, `${lines.length} log lines:\n${output}`)
-    } finally {
-      if (child.pid !== undefined) {
-        const group = -child.pid
-        if (child.exitCode === null) process.kill(group, 'SIGTERM')
-        await Promise.race([exited, sleep(10_000)])
-        await sleep(2000)
-        // Whatever is left of the group (the watcher, its server) must not outlive the test and hold its pipes.
-        try {
-          process.kill(group, 'SIGKILL')
-        } catch {
-          // ESRCH: the whole group has stopped.
-        }
-      }
-      await exited
-    }
   })
 })
