@@ -115,7 +115,7 @@ export async function until<T>(
 }
 
 // Where a machine without a registry keeps podman settings and stand-in base images; used only when present.
-const CONTAINER_SETTINGS = new URL('../../../shared/container/', import.meta.url).pathname
+export const CONTAINER_SETTINGS = new URL('../../../shared/container/', import.meta.url).pathname
 
 /** The environment podman runs with: this machine's settings when they are present, else podman's own. */
 export function podmanEnvironment(): NodeJS.ProcessEnv {

@@ -23,10 +23,10 @@ import { configurationVariables, ROOT, setByCompose } from '../../helpers/compos
 import { describe } from '../../helpers/describe.ts'
 import { REQUIRE_SERVICES } from '../../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../../helpers/service.ts'
-import { freePort, underContainerScriptsLock, until as untilEvery } from '../../helpers/tools.ts'
+import { CONTAINER_SETTINGS, freePort, underContainerScriptsLock, until as untilEvery } from '../../helpers/tools.ts'
 
 const exec = promisify(execFile)
-const SHARED = new URL('../../../shared/container/', import.meta.url).pathname
+const SHARED = CONTAINER_SETTINGS
 const IMAGE = 'localhost/myapp:compose-test'
 const DEV_IMAGE = 'localhost/myapp:compose-test-dev'
 
