@@ -11,7 +11,7 @@ import { type LivenessFastPath, livenessFastPath } from './health/liveness-fast-
 import { healthRoutes } from './health/routes.ts'
 import { requireDeclaredAccess } from './http/pipeline/access.ts'
 import { registerAuth } from './http/pipeline/auth.ts'
-import { answerProtocolErrors, refuseWithoutHost } from './http/pipeline/client-errors.ts'
+import { answerProtocolErrors, endRequestsOfGoneClients, refuseWithoutHost } from './http/pipeline/client-errors.ts'
 import { limitConnections } from './http/pipeline/connection-limits.ts'
 import { registerDrain } from './http/pipeline/drain.ts'
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/pipeline/errors.ts'
@@ -134,9 +134,10 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   //      and every later stage runs inside the request's span
   //   3. CORS, so that a browser's script can read the refusals below; a preflight is answered here
   //   4. load shedding
-  //   5. rate limit, counting every request that gets this far
-  //   6. authentication against the route's declared access
-  //   7. parsing and validation (Fastify), then the handler
+  //   5. a request whose connection was reset before its peer's address was known ends here (499, unsent)
+  //   6. rate limit, counting every request that gets this far
+  //   7. authentication against the route's declared access
+  //   8. parsing and validation (Fastify), then the handler
   // Request-path hooks take a callback rather than return a promise: one promise and microtask less per hook and
   // request, which the benchmark's profile counted.
   app.addHook('onRequest', (request, reply, done) => {
@@ -150,6 +151,7 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   registerSecurityHeaders(app)
   await registerCors(app, config.cors.origins)
   registerLoadShedding(app, server.loadShedEventLoopDelayMs)
+  endRequestsOfGoneClients(app)
   const limits = await registerRateLimit(app, config.rateLimit)
   const tokens = config.auth.mode === 'jwt' ? await createTokenVerifier(config.auth) : undefined
   registerAuth(app, config.auth, tokens, limits.authFailures)
