@@ -1,10 +1,10 @@
 // Every failure of a call leaves as a status code: the implementation's own, UNAVAILABLE with retry information
 // for a database that does not answer, INTERNAL (logged here, never shown) for anything else.
-import { create } from '@bufbuild/protobuf'
+import { create, type DescMessage } from '@bufbuild/protobuf'
 import { durationFromMs } from '@bufbuild/protobuf/wkt'
 import { Code, ConnectError } from '@connectrpc/connect'
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../../db/errors.ts'
-import { RetryInfoSchema } from '../../gen/google/rpc/error_details_pb.js'
+import { BadRequestSchema, RetryInfoSchema } from '../../gen/google/rpc/error_details_pb.js'
 import type { Logger } from '../../logger.ts'
 
 /** The gRPC names of the codes, as metrics, logs and the README give them. */
@@ -26,6 +26,13 @@ const CODE_NAMES: Record<Code, string> = {
   [Code.DataLoss]: 'DATA_LOSS',
   [Code.Unauthenticated]: 'UNAUTHENTICATED',
 }
+
+/**
+ * Every detail message an error of this service carries, for reflection to describe, so that grpcurl and
+ * buf curl print them decoded: INVALID_ARGUMENT's google.rpc.BadRequest (invalidArgument, ../toolkit/calls.ts)
+ * and UNAVAILABLE's google.rpc.RetryInfo (toConnectError, below). A new kind of detail is added here.
+ */
+export const ERROR_DETAILS: readonly DescMessage[] = [BadRequestSchema, RetryInfoSchema]
 
 export const codeName = (code: Code) => CODE_NAMES[code] ?? 'UNKNOWN'
 

@@ -1,5 +1,6 @@
 // grpc.reflection.v1.ServerReflection, so that grpcurl, buf curl and the like can call the service without the
-// .proto files: the descriptors of the served files, from the generated code.
+// .proto files: the descriptors of the served files, from the generated code, and of the error details' files,
+// so that the tools decode the details of a failed call too.
 import { create, type DescFile, type DescService, toBinary } from '@bufbuild/protobuf'
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt'
 import type { ServiceImpl } from '@connectrpc/connect'
@@ -11,6 +12,7 @@ import {
   ServerReflectionResponseSchema,
 } from '../../gen/grpc/reflection/v1/reflection_pb.js'
 import type { RpcResource } from '../toolkit/resource.ts'
+import { ERROR_DETAILS } from './errors.ts'
 
 /** The file and every file it imports, each once, dependencies first. */
 function withDependencies(file: DescFile, seen = new Set<string>()): DescFile[] {
@@ -23,8 +25,8 @@ export function reflectionService(services: readonly DescService[]): RpcResource
   const all = [...services, ServerReflection]
   const files = new Map<string, DescFile>()
   const symbols = new Map<string, DescFile>()
-  for (const service of all) {
-    for (const file of withDependencies(service.file)) {
+  for (const described of [...all, ...ERROR_DETAILS]) {
+    for (const file of withDependencies(described.file)) {
       files.set(file.proto.name, file)
       for (const message of file.messages) symbols.set(message.typeName, file)
       for (const enumeration of file.enums) symbols.set(enumeration.typeName, file)
