@@ -73,24 +73,34 @@ export interface TokenVerifier {
 export async function createTokenVerifier(config: JwtConfig): Promise<TokenVerifier> {
   const keys = await keysFor(config)
   const verified = new VerifiedTokens()
+  // A token already being verified is not verified again: the requests a client sends at once after a token
+  // refresh share one check, and one outcome.
+  const pending = new Map<string, Promise<Principal>>()
+  const check = async (token: string): Promise<Principal> => {
+    let payload: JWTPayload
+    try {
+      ;({ payload } = await jwtVerify(token, keys as never, {
+        issuer: config.issuer,
+        audience: config.audience,
+        algorithms: config.algorithms,
+        clockTolerance: config.clockSkewSeconds,
+        requiredClaims: ['exp', 'sub'],
+      }))
+    } catch (error) {
+      throw new TokenRejected('the bearer token is invalid or expired', { cause: error })
+    }
+    const principal = { subject: payload.sub as string, scopes: scopesOf(payload) }
+    verified.set(token, principal, (payload.exp as number) * 1000 + config.clockSkewSeconds * 1000)
+    return principal
+  }
   return {
     remembered: (token) => verified.get(token),
-    async verify(token) {
-      let payload: JWTPayload
-      try {
-        ;({ payload } = await jwtVerify(token, keys as never, {
-          issuer: config.issuer,
-          audience: config.audience,
-          algorithms: config.algorithms,
-          clockTolerance: config.clockSkewSeconds,
-          requiredClaims: ['exp', 'sub'],
-        }))
-      } catch (error) {
-        throw new TokenRejected('the bearer token is invalid or expired', { cause: error })
-      }
-      const principal = { subject: payload.sub as string, scopes: scopesOf(payload) }
-      verified.set(token, principal, (payload.exp as number) * 1000 + config.clockSkewSeconds * 1000)
-      return principal
+    verify(token) {
+      const inFlight = pending.get(token)
+      if (inFlight !== undefined) return inFlight
+      const checked = check(token).finally(() => pending.delete(token))
+      pending.set(token, checked)
+      return checked
     },
   }
 }

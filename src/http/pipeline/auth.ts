@@ -2,7 +2,7 @@
 // (pinned algorithms, iss, aud, exp, nbf). 401 with WWW-Authenticate when the token is missing or bad, 403 without
 // the route's scope;
 // 429 for a client that has used up its budget of refused tokens (AUTH_FAILURE_LIMIT): until its window ends, no
-// token of that client is checked, and only those verified here before are honoured.
+// new token of that client is checked, and only those verified here before are honoured. Only refused tokens count.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { bearerToken, missingScope, type Principal, TokenRejected, type TokenVerifier } from '../../auth/tokens.ts'
 import type { Config } from '../../config/config.ts'
@@ -75,23 +75,24 @@ export function registerAuth(
     const principal = token === undefined ? undefined : tokens.remembered(token)
     if (principal !== undefined) return done(authorize(request, principal, needed))
 
-    const check = (forgive: () => void) => {
+    const check = () => {
       if (token === undefined) {
-        return done(unauthorized('the Authorization header must be "Bearer <JWT>"', 'invalid_request'))
+        const malformed = unauthorized('the Authorization header must be "Bearer <JWT>"', 'invalid_request')
+        if (failures === undefined) return done(malformed)
+        return void failures.failed(request).then(() => done(malformed))
       }
       verify(request, token).then(
-        (checked) => {
-          forgive()
-          done(authorize(request, checked, needed))
+        (checked) => done(authorize(request, checked, needed)),
+        (error: Error) => {
+          if (failures === undefined || !(error instanceof HttpError) || error.statusCode !== 401) return done(error)
+          failures.failed(request).then(() => done(error))
         },
-        (error: Error) => done(error),
       )
     }
-    if (failures === undefined) return check(() => {})
-    // Any credential not seen to be good is charged before it is looked at: a client out of budget gets 429 and
-    // its token is not even verified.
-    failures.charge(request).then(
-      (attempt) => (attempt.refused === undefined ? check(attempt.forgive) : done(attempt.refused)),
+    if (failures === undefined) return check()
+    // A client that has spent its budget of refused tokens gets 429, and its token is not even verified.
+    failures.refusal(request).then(
+      (refused) => (refused === undefined ? check() : done(refused)),
       (error: Error) => done(error),
     )
   })

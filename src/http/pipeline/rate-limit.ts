@@ -5,6 +5,12 @@
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
+import {
+  type RateLimiterAbstract,
+  RateLimiterMemory,
+  RateLimiterRedis,
+  type RateLimiterRes,
+} from 'rate-limiter-flexible'
 import type { Config } from '../../config/config.ts'
 import { HttpError } from '../toolkit/problem.ts'
 
@@ -131,133 +137,59 @@ function describeWindow(ms: number): string {
   return `${amount} ${unit}${amount === 1 ? '' : 's'}`
 }
 
-/** One authentication attempt, counted as a failure unless it is forgiven. */
-export interface AuthAttempt {
-  /** A 429 when the client has no failures left in this window: the token is not to be checked at all. */
-  refused: HttpError | undefined
-  /** The token was good: the attempt does not count. */
-  forgive(): void
-}
-
 export interface AuthFailureBudget {
-  /** Charges an attempt before its token is checked, so that concurrent guesses cannot overrun the budget. */
-  charge(request: Caller): Promise<AuthAttempt>
+  /** The 429 for a client whose budget is spent, given before its token is looked at; undefined while some is left. */
+  refusal(caller: Caller): Promise<HttpError | undefined>
+  /** Counts one token of the caller that was refused. */
+  failed(caller: Caller): Promise<void>
 }
 
-/** Counts per key in fixed windows; the window starts with the key's first count. */
-interface WindowCounter {
-  /** Adds one: the count in this window and the milliseconds until it ends. */
-  increment(key: string): Promise<{ count: number; resetMs: number }>
-  /** Takes one back, while the window lasts. */
-  decrement(key: string): Promise<void>
-}
-
+/**
+ * rate-limiter-flexible's counters (in memory, or in Redis shared by the replicas): a refused token adds a point,
+ * and a client with AUTH_FAILURE_LIMIT points in the window gets 429. Only refused tokens count, so a good token is
+ * never turned away because guesses or other good tokens were in flight; what is checked at once from one address
+ * can pass the budget by that many before the 429s begin.
+ */
 function authFailureBudget(config: RateLimitConfig, redis: Redis | undefined): AuthFailureBudget {
   const { max, windowMs } = config.authFailures
-  // Not the plugin's store: it cannot take a count back, and forgiving a good token needs that.
-  const counter =
-    redis === undefined
-      ? new MemoryCounter(windowMs)
-      : new RedisCounter(redis, `${config.namespace}auth-failures:`, windowMs)
-  const unlimited: AuthAttempt = { refused: undefined, forgive: () => {} }
-  return {
-    charge: (request) => {
-      const client = clientOf(request)
-      return counter.increment(client).then(
-        ({ count, resetMs }) => {
-          if (count <= max) return { refused: undefined, forgive: () => void counter.decrement(client).catch(() => {}) }
-          if (count === max + 1) request.log.warn({ client }, 'authentication failure budget used up; refusing tokens')
-          const seconds = String(Math.max(1, Math.ceil(resetMs / 1000)))
-          const refused = new HttpError(
-            429,
-            `too many refused bearer tokens from this address; at most ${max} per ${describeWindow(windowMs)}`,
-            {
-              headers: {
-                'retry-after': seconds,
-                'ratelimit-limit': String(max),
-                'ratelimit-remaining': '0',
-                'ratelimit-reset': seconds,
-              },
-            },
-          )
-          return { refused, forgive: () => {} }
+  const options = {
+    points: max,
+    duration: Math.max(1, Math.ceil(windowMs / 1000)),
+    keyPrefix: `${config.namespace}auth-failures`,
+  }
+  const counter: RateLimiterAbstract =
+    redis === undefined ? new RateLimiterMemory(options) : new RateLimiterRedis({ ...options, storeClient: redis })
+  const refused = (state: RateLimiterRes) => {
+    const seconds = String(Math.max(1, Math.ceil(state.msBeforeNext / 1000)))
+    return new HttpError(
+      429,
+      `too many refused bearer tokens from this address; at most ${max} per ${describeWindow(windowMs)}`,
+      {
+        headers: {
+          'retry-after': seconds,
+          'ratelimit-limit': String(max),
+          'ratelimit-remaining': '0',
+          'ratelimit-reset': seconds,
         },
-        () => unlimited,
+      },
+    )
+  }
+  // Fail-open, as the request budget: a store that does not answer refuses no one.
+  return {
+    refusal: (caller) =>
+      counter.get(clientOf(caller)).then(
+        (state) => (state !== null && state.consumedPoints >= max ? refused(state) : undefined),
+        () => undefined,
+      ),
+    failed: (caller) => {
+      const client = clientOf(caller)
+      return counter.penalty(client).then(
+        (state) => {
+          if (state.consumedPoints === max)
+            caller.log.warn({ client }, 'authentication failure budget used up; refusing tokens')
+        },
+        () => {},
       )
     },
-  }
-}
-
-class MemoryCounter implements WindowCounter {
-  static readonly MAX_KEYS = 10_000
-  // In the order the windows started, so the first entries are the first to end.
-  readonly #windows = new Map<string, { count: number; endsAt: number }>()
-  readonly #windowMs: number
-
-  constructor(windowMs: number) {
-    this.#windowMs = windowMs
-  }
-
-  async increment(key: string) {
-    const now = Date.now()
-    let window = this.#windows.get(key)
-    if (window === undefined || window.endsAt <= now) {
-      this.#windows.delete(key)
-      this.#forgetEnded(now)
-      window = { count: 0, endsAt: now + this.#windowMs }
-      this.#windows.set(key, window)
-    }
-    window.count += 1
-    return { count: window.count, resetMs: window.endsAt - now }
-  }
-
-  async decrement(key: string) {
-    const window = this.#windows.get(key)
-    if (window !== undefined && window.endsAt > Date.now() && window.count > 0) window.count -= 1
-  }
-
-  #forgetEnded(now: number) {
-    for (const [key, window] of this.#windows) {
-      if (window.endsAt > now && this.#windows.size < MemoryCounter.MAX_KEYS) return
-      this.#windows.delete(key)
-    }
-  }
-}
-
-interface CounterCommands {
-  windowIncrement(key: string, windowMs: number): Promise<[count: number, resetMs: number]>
-  windowDecrement(key: string): Promise<number>
-}
-
-class RedisCounter implements WindowCounter {
-  readonly #redis: Redis & CounterCommands
-  readonly #prefix: string
-  readonly #windowMs: number
-
-  constructor(redis: Redis, prefix: string, windowMs: number) {
-    redis.defineCommand('windowIncrement', {
-      numberOfKeys: 1,
-      lua: `local count = redis.call('INCR', KEYS[1])
-        if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-        return {count, redis.call('PTTL', KEYS[1])}`,
-    })
-    // Never creates the key: a window that ended stays ended.
-    redis.defineCommand('windowDecrement', {
-      numberOfKeys: 1,
-      lua: `if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then return redis.call('DECR', KEYS[1]) end
-        return 0`,
-    })
-    this.#redis = redis as Redis & CounterCommands
-    this.#prefix = prefix
-    this.#windowMs = windowMs
-  }
-
-  async increment(key: string) {
-    const [count, resetMs] = await this.#redis.windowIncrement(this.#prefix + key, this.#windowMs)
-    return { count, resetMs }
-  }
-
-  async decrement(key: string) {
-    await this.#redis.windowDecrement(this.#prefix + key)
   }
 }

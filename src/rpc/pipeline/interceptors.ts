@@ -161,9 +161,10 @@ function authenticate({ tokens, access, reads, publicReads, authFailures, logger
     let principal: Principal | undefined = token === undefined ? undefined : tokens.remembered(token)
     if (principal === undefined) {
       const caller = { ip: request.contextValues.get(CLIENT_ADDRESS), log: logger }
-      const attempt = await authFailures?.charge(caller)
-      if (attempt?.refused !== undefined) throw new ConnectError(attempt.refused.message, Code.ResourceExhausted)
+      const refused = await authFailures?.refusal(caller)
+      if (refused !== undefined) throw new ConnectError(refused.message, Code.ResourceExhausted)
       if (token === undefined) {
+        await authFailures?.failed(caller)
         throw new ConnectError('the authorization metadata must be "Bearer <JWT>"', Code.Unauthenticated)
       }
       try {
@@ -172,9 +173,9 @@ function authenticate({ tokens, access, reads, publicReads, authFailures, logger
         if (!(error instanceof TokenRejected)) throw error
         const reason = error.cause as Error
         logger.info({ err: { name: reason.name, message: reason.message } }, 'token rejected')
+        await authFailures?.failed(caller)
         throw new ConnectError(error.message, Code.Unauthenticated)
       }
-      attempt?.forgive()
     }
     if (!principal.scopes.has(declared.scope)) {
       throw new ConnectError(missingScope(declared.scope), Code.PermissionDenied)

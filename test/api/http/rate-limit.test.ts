@@ -156,7 +156,7 @@ describe('the budget of refused bearer tokens', () => {
   })
   after(() => service?.close())
 
-  it('when one address sends 1,000 bad tokens, then 20 get 401 and the rest 429 unverified, while another address is served', async (t) => {
+  it('when one address sends 1,000 bad tokens, then the budget of 20 (and those in flight) get 401 and the rest 429 unverified, while another address is served', async (t) => {
     const attacker = freshAddress()
     const template = await goodToken()
     const neighbours = await Promise.all(Array.from({ length: 5 }, () => goodToken()))
@@ -188,10 +188,13 @@ describe('the budget of refused bearer tokens', () => {
     t.diagnostic(
       `1,000 bad tokens from one address at 20 in flight: ${JSON.stringify(counts)} in ${Math.round(elapsedMs)} ms`,
     )
-    assert.deepEqual(counts, { 401: 20, 429: 980 })
+    // Only refused tokens count, so the guesses in flight when the 20th is refused are checked too.
+    const refused = counts[401] ?? 0
+    assert.ok(refused >= 20 && refused < 20 + 20, `${refused} × 401: the budget of 20, and fewer than 20 in flight`)
+    assert.equal(refused + (counts[429] ?? 0), 1000)
     assert.deepEqual(served, Array(10).fill(200), 'the other address is served throughout')
     const verified = service.logs.filter((line) => line.message === 'token rejected').length
-    assert.equal(verified, 20, 'only the first 20 tokens were verified at all')
+    assert.equal(verified, refused, 'no token answered 429 was verified at all')
     const warnings = service.logs.filter(
       (line) => line.message === 'authentication failure budget used up; refusing tokens',
     )
@@ -216,7 +219,24 @@ describe('the budget of refused bearer tokens', () => {
       await response.arrayBuffer()
       return response.status
     })
-    assert.deepEqual(tally(statuses), { 401: 20, 429: 5 })
+    const counts = tally(statuses)
+    assert.ok((counts[401] ?? 0) >= 20 && (counts[401] ?? 0) < 20 + 5, JSON.stringify(counts))
+    assert.equal((counts[401] ?? 0) + (counts[429] ?? 0), 25)
+  })
+
+  it('when bursts of 200 requests from one address each carry a fresh good token, then every one is served', async (t) => {
+    const client = freshAddress()
+    for (let burst = 0; burst < 5; burst++) {
+      const token = await goodToken()
+      const statuses = await inParallel(200, 200, async () => {
+        const response = await service.fetch('/v1/books', { headers: from(client, bearer(token)) })
+        await response.arrayBuffer()
+        return response.status
+      })
+      assert.deepEqual(tally(statuses), { 200: 200 }, `burst ${burst + 1}`)
+    }
+    const verifications = service.logs.filter((line) => line.message === 'token rejected').length
+    t.diagnostic(`5 bursts of 200 with a fresh token each: all served; ${verifications} tokens rejected in the run`)
   })
 
   it('when requests carry no token, then they do not count either; a malformed header does', async () => {
