@@ -3,6 +3,7 @@
 
 // The shared layers every part of src may build on; resource folders (src/books, src/health, …) are everything else.
 const SHARED = [
+  '^src/admission/',
   '^src/http/',
   '^src/db/',
   '^src/config/',
@@ -19,7 +20,7 @@ const MANIFEST = '^package[.]json$'
 // A resource's transport adapter: the only part of it that may know Fastify and src/http.
 const ADAPTER = '^src/[^/]+/(routes[.]ts$|http/|rpc/)'
 // src/health is the pipeline's probes, all HTTP: it has no core to keep apart.
-const RESOURCE = '^src/(?!(http|db|config|observability|schema|auth|rpc|gen|health)/)[^/]+/'
+const RESOURCE = '^src/(?!(admission|http|db|config|observability|schema|auth|rpc|gen|health)/)[^/]+/'
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {

@@ -2,9 +2,10 @@
 import { createServer, type RequestListener } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
+import { trustOf } from './admission/client-address.ts'
 import { createTokenVerifier } from './auth/tokens.ts'
 import { booksResource } from './books/http/resource.ts'
-import type { Config, TrustProxy } from './config/config.ts'
+import type { Config } from './config/config.ts'
 import type { Database } from './db/database.ts'
 import { eventsResource } from './events/http/resource.ts'
 import { type LivenessFastPath, livenessFastPath } from './health/liveness-fast-path.ts'
@@ -96,7 +97,7 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
     logController: new RequestLog(),
     genReqId: requestIdFor,
     // request.ip (request log, rate-limit key, idempotency scope), request.protocol and request.host.
-    trustProxy: trustedHops(server.trustProxy),
+    trustProxy: trustOf(server.trustProxy),
     bodyLimit: server.bodyLimit,
     // Requests that arrive while draining are still served; readiness reports the drain instead.
     return503OnClosing: false,
@@ -195,6 +196,7 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
         resources: [...services, health, reflection],
         pipeline: rpc,
         readMaxBytes: server.bodyLimit,
+        trust: trustOf(server.trustProxy),
       })
       logger.info({ port: grpc.port }, 'gRPC listening')
     })
@@ -206,15 +208,3 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   return app
 }
 export type App = Awaited<ReturnType<typeof buildApp>>
-
-/**
- * SERVER_TRUST_PROXY in Fastify's terms. Fastify reads X-Forwarded-For, -Proto and -Host and never the Forwarded
- * header: a proxy that writes one family passes the other through from the client as it came, so believing both
- * would let a client choose its address. A bare number would make Fastify trust no hop at all; the function trusts
- * the nearest N, as a hop count means.
- */
-function trustedHops(trust: TrustProxy): boolean | string[] | ((address: string, hop: number) => boolean) {
-  if (trust === false) return false
-  if (typeof trust === 'number') return (_address, hop) => hop < trust
-  return [...trust]
-}

@@ -15,6 +15,7 @@ import { type ConnectRouter, createContextValues } from '@connectrpc/connect'
 import { fastifyConnectPlugin } from '@connectrpc/connect-fastify'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
 import type { FastifyInstance } from 'fastify'
+import { clientAddress, type Trust } from '../../admission/client-address.ts'
 import type { Access } from '../../auth/access.ts'
 import { CLIENT_ADDRESS } from '../toolkit/calls.ts'
 import type { RpcResource } from '../toolkit/resource.ts'
@@ -87,6 +88,8 @@ export async function startGrpcServer(options: {
   pipeline: RpcPipeline
   /** The largest request message in bytes: SERVER_BODY_LIMIT, as on the HTTP port. */
   readMaxBytes: number
+  /** SERVER_TRUST_PROXY: whose x-forwarded-for metadata names the client, as on the HTTP port. */
+  trust: Trust
 }): Promise<GrpcServer> {
   // A client's address, read once per connection (on 'session', below): a stream's session reaches its socket
   // through a proxy.
@@ -97,13 +100,21 @@ export async function startGrpcServer(options: {
     resources: options.resources,
     interceptors: stages,
     readMaxBytes: options.readMaxBytes,
-    contextValues: (stream) => createContextValues().set(CLIENT_ADDRESS, addressOf(stream.session)),
+    contextValues: (stream, headers) =>
+      createContextValues().set(
+        CLIENT_ADDRESS,
+        clientAddress(addressOf(stream.session), headers['x-forwarded-for'], options.trust),
+      ),
   })
   const connect = connectNodeAdapter({
     routes: routesOf(options.resources),
     interceptors: stages,
     readMaxBytes: options.readMaxBytes,
-    contextValues: (request) => createContextValues().set(CLIENT_ADDRESS, request.socket.remoteAddress ?? ''),
+    contextValues: (request) =>
+      createContextValues().set(
+        CLIENT_ADDRESS,
+        clientAddress(request.socket.remoteAddress ?? '', request.headers['x-forwarded-for'], options.trust),
+      ),
   })
   // No 'request' listener: Node would then wrap every stream in a request and a response object, the unary path's
   // included.

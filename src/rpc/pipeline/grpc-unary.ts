@@ -34,7 +34,7 @@ export interface GrpcUnaryOptions {
   interceptors: Interceptor[]
   /** The largest request message, as Connect's `readMaxBytes`. */
   readMaxBytes: number
-  contextValues(stream: ServerHttp2Stream): ContextValues
+  contextValues(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): ContextValues
 }
 
 /** The envelope's flags byte and 4-byte length, before the message. */
@@ -102,7 +102,7 @@ async function call(
     requestHeader: new Metadata(headers),
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
-    values: options.contextValues(stream),
+    values: options.contextValues(stream, headers),
   }
   let answer: Uint8Array | undefined
   try {
