@@ -10,8 +10,23 @@
 // Node's socket timeout lets a connection live one more period when its write queue changed since the last write,
 // which closed a stalled reader after up to twice the setting. Connections with work in progress are timed here
 // instead, on a fine tick, from the last moment a byte moved either way.
+//
+// An answer given while its request's body is still arriving (413, 415, 401 …) is followed, as nginx's lingering
+// close does, by reading and discarding the rest of the body before the connection closes: a socket closed with
+// unread bytes sends a reset, which can reach a client still sending before it has read the answer, and the client
+// then sees a broken pipe instead. What is discarded is bounded in bytes and in time; past either the connection is
+// cut. Such answers say Connection: close (src/http/pipeline/errors.ts), and the connection does close after the
+// body: its framing is not to be trusted, and a client told to close will not reuse it.
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+
+/**
+ * Bytes of a refused body discarded after its answer: twice what Linux lets a client's kernel hold unsent by default
+ * (tcp_wmem, 4 MiB), so a client gets to read its answer, while one that never stops sending is cut early.
+ */
+export const DISCARD_MAX_BYTES = 8 * 1024 * 1024
+/** Time allowed for that after the answer: a refused client holds its connection little longer than its answer. */
+export const DISCARD_MAX_MS = 2000
 
 export interface ConnectionLimits {
   /** Requests of one connection answered at once. */
@@ -34,6 +49,8 @@ interface Connection {
   readonly whenAnswered: (() => void)[]
   lastMovedAt: number
   progress: string
+  /** Set while the rest of an answered request's body is being discarded; ends the discarding. */
+  stopDiscarding: (() => void) | undefined
 }
 
 const connectionOf = new WeakMap<Socket, Connection>()
@@ -74,6 +91,8 @@ export function afterParseError(
     answerAfter()
     return
   }
+  // The parser reads no more: there is no body left to wait for.
+  connection.stopDiscarding?.()
   const { newestRequest: request, newestResponse: response } = connection
   if (request !== undefined && response !== undefined && isReceivingBody(request)) {
     const waitingAt = connection.waiting.findIndex(([waiting]) => waiting === request)
@@ -87,6 +106,50 @@ export function afterParseError(
   }
   if (answered(connection)) answerAfter()
   else connection.whenAnswered.push(answerAfter)
+}
+
+/**
+ * Reads the rest of `request`'s body, now that it has its answer, and throws it away. When the answer closes the
+ * connection, Node's destroySoon after it only ends the write side, so the client sees the answer end, and the
+ * connection closes once the body has ended; past DISCARD_MAX_BYTES or DISCARD_MAX_MS it is cut.
+ */
+function discardRestOfBody(connection: Connection, request: IncomingMessage): void {
+  const { socket } = connection
+  let discarded = 0
+  let closeWhenEnded = false
+  const count = (chunk: Buffer) => {
+    discarded += chunk.length
+    if (discarded > DISCARD_MAX_BYTES) cut()
+  }
+  const stop = () => {
+    if (connection.stopDiscarding !== stop) return
+    connection.stopDiscarding = undefined
+    clearTimeout(timer)
+    request.off('data', count)
+    delete (socket as Partial<Socket>).destroySoon
+  }
+  const cut = () => {
+    stop()
+    socket.destroy()
+  }
+  const timer = setTimeout(cut, DISCARD_MAX_MS)
+  connection.stopDiscarding = stop
+  // What Node's server calls once an answer that closes the connection is written; for this socket only, until
+  // stop() puts Node's own back.
+  socket.destroySoon = () => {
+    closeWhenEnded = true
+    socket.end()
+  }
+  request.once('end', () => {
+    if (connection.stopDiscarding !== stop) return
+    stop()
+    if (closeWhenEnded) socket.destroySoon()
+  })
+  socket.once('close', stop)
+  // What the body was piped to (the read timeout's stream) has no reader any more.
+  request.unpipe()
+  request.on('data', count)
+  request.resume()
 }
 
 /** Installs the limits on the server and returns its request listener, which passes requests on to `serve`. */
@@ -103,6 +166,12 @@ export function limitConnections(server: Server, limits: ConnectionLimits, serve
     // The sweep takes the progress it sees next as the start; reading it here would cost every request.
     connection.lastMovedAt = performance.now()
     connection.progress = ''
+    // Before Node's own 'finish' listener, which would close the connection, or else read the body unbounded.
+    if (isReceivingBody(request)) {
+      response.once('prefinish', () => {
+        if (isReceivingBody(request) && !connection.socket.destroyed) discardRestOfBody(connection, request)
+      })
+    }
     response.on('close', () => {
       connection.inFlight--
       startWaiting(connection)
@@ -146,6 +215,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits, serve
       whenAnswered: [],
       lastMovedAt: 0,
       progress: '',
+      stopDiscarding: undefined,
     }
     connections.add(connection)
     connectionOf.set(socket, connection)
