@@ -2,6 +2,8 @@
 import { createServer, type RequestListener } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
+import { createAdmission } from './admission/admission.ts'
+import { createBudgets } from './admission/budgets.ts'
 import { trustOf } from './admission/client-address.ts'
 import { createTokenVerifier } from './auth/tokens.ts'
 import { booksResource } from './books/http/resource.ts'
@@ -11,7 +13,7 @@ import { eventsResource } from './events/http/resource.ts'
 import { type LivenessFastPath, livenessFastPath } from './health/liveness-fast-path.ts'
 import { healthRoutes } from './health/routes.ts'
 import { requireDeclaredAccess } from './http/pipeline/access.ts'
-import { registerAuth } from './http/pipeline/auth.ts'
+import { registerAdmission } from './http/pipeline/admission.ts'
 import { answerProtocolErrors, endRequestsOfGoneClients, refuseWithoutHost } from './http/pipeline/client-errors.ts'
 import { limitConnections } from './http/pipeline/connection-limits.ts'
 import { registerDrain } from './http/pipeline/drain.ts'
@@ -19,7 +21,6 @@ import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './ht
 import { registerLoadShedding } from './http/pipeline/load-shedding.ts'
 import { trackRouteMethods } from './http/pipeline/method-not-allowed.ts'
 import { registerOpenApi } from './http/pipeline/openapi.ts'
-import { registerRateLimit } from './http/pipeline/rate-limit.ts'
 import { registerBodyReadTimeout } from './http/pipeline/read-timeout.ts'
 import { requestIdFor } from './http/pipeline/request-id.ts'
 import { RequestLog } from './http/pipeline/request-log.ts'
@@ -136,9 +137,9 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   //   3. CORS, so that a browser's script can read the refusals below; a preflight is answered here
   //   4. load shedding
   //   5. a request whose connection was reset before its peer's address was known ends here (499, unsent)
-  //   6. rate limit, counting every request that gets this far
-  //   7. authentication against the route's declared access
-  //   8. parsing and validation (Fastify), then the handler
+  //   6. admission (src/admission/admission.ts, the same step RPC calls take): the caller's token, its request
+  //      budget (by subject, or by address), its budget of refused tokens, and the route's declared access
+  //   7. parsing and validation (Fastify), then the handler
   // Request-path hooks take a callback rather than return a promise: one promise and microtask less per hook and
   // request, which the benchmark's profile counted.
   app.addHook('onRequest', (request, reply, done) => {
@@ -153,9 +154,14 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   await registerCors(app, config.cors.origins)
   registerLoadShedding(app, server.loadShedEventLoopDelayMs)
   endRequestsOfGoneClients(app)
-  const limits = await registerRateLimit(app, config.rateLimit)
-  const tokens = config.auth.mode === 'jwt' ? await createTokenVerifier(config.auth) : undefined
-  registerAuth(app, config.auth, tokens, limits.authFailures)
+  const budgets = await createBudgets(config.rateLimit, logger)
+  app.addHook('onClose', budgets.close)
+  const admit = createAdmission({
+    tokens: config.auth.mode === 'jwt' ? await createTokenVerifier(config.auth) : undefined,
+    publicReads: config.auth.mode === 'jwt' && config.auth.publicReads,
+    budgets,
+  })
+  registerAdmission(app, admit)
 
   await app.register(healthRoutes, { database, drain, metrics })
   for (const resource of resources) await app.register(resource.routes, { prefix: resource.prefix })
@@ -178,10 +184,7 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
     logger,
     metrics: config.metrics.enabled ? metrics : undefined,
     traced: config.tracing.tracesUrl !== undefined,
-    requests: limits.requests,
-    authFailures: limits.authFailures,
-    tokens,
-    publicReads: config.auth.mode === 'jwt' && config.auth.publicReads,
+    admit,
     access: declaredAccess([...services, health, reflection]),
     reads: readProcedures(services),
   }

@@ -10,8 +10,8 @@ const { privateKey, publicKey } = await generateKeyPair('ES256')
 const publicKeyPem = await exportSPKI(publicKey)
 
 /** A valid token; each call gives a new one (its jti), so no instance has verified it before. */
-export const goodToken = (scope = 'books:read books:write') =>
-  new SignJWT({ sub: 'reader', scope, jti: String(randomInt(2 ** 47)) })
+export const goodToken = (scope = 'books:read books:write', subject = 'reader') =>
+  new SignJWT({ sub: subject, scope, jti: String(randomInt(2 ** 47)) })
     .setProtectedHeader({ alg: 'ES256' })
     .setIssuer(ISSUER)
     .setAudience(AUDIENCE)
@@ -23,6 +23,9 @@ export const badToken = (template: string) => {
   const [header, payload] = template.split('.')
   return `${header}.${payload}.${Buffer.from(Array.from({ length: 64 }, () => randomInt(256))).toString('base64url')}`
 }
+
+/** A subject of its own for each run and test, for the same reason as freshAddress. */
+export const freshSubject = () => `user-${randomInt(2 ** 47)}`
 
 /** An address of its own for each run and test (198.18.0.0/15), so that a shared Redis holds no earlier counts. */
 export const freshAddress = () => `198.${18 + randomInt(2)}.${randomInt(256)}.${1 + randomInt(254)}`

@@ -1,6 +1,7 @@
 // The RPC pipeline, the same stages as REST's in the same order (src/app.ts): observability (a metric, a SERVER
-// span continuing the caller's trace, one log line per call), then the rate limit, then authentication against the
-// method's declared access. Each stage answers with a status code instead of a problem.
+// span continuing the caller's trace, one log line per call), then the admission step every door runs
+// (src/admission/admission.ts) against the method's declared access. Each stage answers with a status code instead
+// of a problem.
 
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect'
 import {
@@ -12,9 +13,8 @@ import {
   type TextMapGetter,
   trace,
 } from '@opentelemetry/api'
+import type { Admit, Refusal } from '../../admission/admission.ts'
 import type { Access } from '../../auth/access.ts'
-import { bearerToken, missingScope, type Principal, TokenRejected, type TokenVerifier } from '../../auth/tokens.ts'
-import type { AuthFailureBudget, RequestBudget } from '../../http/pipeline/rate-limit.ts'
 import type { Logger } from '../../logger.ts'
 import type { Metrics } from '../../observability/metrics.ts'
 import { tracer } from '../../observability/tracing.ts'
@@ -25,11 +25,8 @@ export interface RpcPipeline {
   logger: Logger
   metrics: Metrics | undefined
   traced: boolean
-  requests: RequestBudget | undefined
-  authFailures: AuthFailureBudget | undefined
-  /** Undefined with AUTH_MODE=none. */
-  tokens: TokenVerifier | undefined
-  publicReads: boolean
+  /** The admission step every door runs (src/admission/admission.ts). */
+  admit: Admit
   /** Per procedure path (/books.v1.BookService/GetBook): its declared access. */
   access: ReadonlyMap<string, Access>
   /** Methods without side effects, which AUTH_PUBLIC_READS opens like REST's GET. */
@@ -58,7 +55,7 @@ const METADATA: TextMapGetter<Headers> = {
 }
 
 export function interceptors(pipeline: RpcPipeline): Interceptor[] {
-  return [observe(pipeline), limit(pipeline), authenticate(pipeline)]
+  return [observe(pipeline), admit(pipeline)]
 }
 
 /** Metrics, the span and the log line: outermost, so that a refused call is measured, traced and logged too. */
@@ -128,59 +125,44 @@ function rpcAttributes(request: Parameters<Parameters<Interceptor>[0]>[0], proto
   }
 }
 
-/** The same budget as /v1's requests: a call counts as one request of its client. */
-function limit({ requests, logger }: RpcPipeline): Interceptor {
-  return (next) => async (request) => {
-    if (requests === undefined) return next(request)
-    const answer = await requests.take({ ip: request.contextValues.get(CLIENT_ADDRESS), log: logger })
-    if (!answer.allowed) {
-      throw new ConnectError(answer.detail, Code.ResourceExhausted, {
-        'retry-after': String(answer.resetSeconds),
-        'ratelimit-limit': String(answer.limit),
-        'ratelimit-remaining': '0',
-        'ratelimit-reset': String(answer.resetSeconds),
-      })
-    }
-    return next(request)
-  }
-}
-
-/** The bearer token in the `authorization` metadata, against the method's declared access. */
-function authenticate({ tokens, access, reads, publicReads, authFailures, logger }: RpcPipeline): Interceptor {
+/** The admission step, with what the call and its method declare; its refusals as status codes. */
+function admit({ admit, access, reads, logger }: RpcPipeline): Interceptor {
   return (next) => async (request) => {
     const procedure = `/${request.service.typeName}/${request.method.name}`
     const declared = access.get(procedure)
     if (declared === undefined) throw new ConnectError('no such method', Code.Unimplemented)
-    if (tokens === undefined || declared.kind === 'public') return next(request)
-    const header = request.header.get('authorization')
-    if (header === null) {
-      if (publicReads && reads.has(procedure)) return next(request)
-      throw new ConnectError('a bearer token is required', Code.Unauthenticated)
-    }
-    const token = bearerToken(header)
-    let principal: Principal | undefined = token === undefined ? undefined : tokens.remembered(token)
-    if (principal === undefined) {
-      const caller = { ip: request.contextValues.get(CLIENT_ADDRESS), log: logger }
-      const refused = await authFailures?.refusal(caller)
-      if (refused !== undefined) throw new ConnectError(refused.message, Code.ResourceExhausted)
-      if (token === undefined) {
-        await authFailures?.failed(caller)
-        throw new ConnectError('the authorization metadata must be "Bearer <JWT>"', Code.Unauthenticated)
-      }
-      try {
-        principal = await tokens.verify(token)
-      } catch (error) {
-        if (!(error instanceof TokenRejected)) throw error
-        const reason = error.cause as Error
-        logger.info({ err: { name: reason.name, message: reason.message } }, 'token rejected')
-        await authFailures?.failed(caller)
-        throw new ConnectError(error.message, Code.Unauthenticated)
-      }
-    }
-    if (!principal.scopes.has(declared.scope)) {
-      throw new ConnectError(missingScope(declared.scope), Code.PermissionDenied)
-    }
-    request.contextValues.set(PRINCIPAL, principal)
+    const admission = await admit({
+      client: request.contextValues.get(CLIENT_ADDRESS),
+      authorization: request.header.get('authorization') ?? undefined,
+      access: declared,
+      read: reads.has(procedure),
+      limited: true,
+      log: logger,
+    })
+    if (admission.refusal !== undefined) throw connectErrorOf(admission.refusal)
+    request.contextValues.set(PRINCIPAL, admission.principal)
     return next(request)
+  }
+}
+
+function connectErrorOf(refusal: Refusal): ConnectError {
+  switch (refusal.kind) {
+    case 'unauthenticated':
+      return new ConnectError(
+        refusal.error === 'invalid_request' ? 'the authorization metadata must be "Bearer <JWT>"' : refusal.detail,
+        Code.Unauthenticated,
+      )
+    case 'forbidden':
+      return new ConnectError(refusal.detail, Code.PermissionDenied)
+    case 'rate-limited':
+    case 'token-budget-spent': {
+      const { limit, resetSeconds } = refusal.budget
+      return new ConnectError(refusal.detail, Code.ResourceExhausted, {
+        'retry-after': String(resetSeconds),
+        'ratelimit-limit': String(limit),
+        'ratelimit-remaining': '0',
+        'ratelimit-reset': String(resetSeconds),
+      })
+    }
   }
 }

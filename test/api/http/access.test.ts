@@ -4,10 +4,11 @@ import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
+import { createAdmission } from '../../../src/admission/admission.ts'
 import { createTokenVerifier, missingScope } from '../../../src/auth/tokens.ts'
 import { parseConfig } from '../../../src/config/config.ts'
 import { requireDeclaredAccess } from '../../../src/http/pipeline/access.ts'
-import { registerAuth } from '../../../src/http/pipeline/auth.ts'
+import { registerAdmission } from '../../../src/http/pipeline/admission.ts'
 import { registerErrorHandling } from '../../../src/http/pipeline/errors.ts'
 import { type Access, PUBLIC, requiresScope } from '../../../src/http/toolkit/access.ts'
 import { describe } from '../../helpers/describe.ts'
@@ -114,7 +115,8 @@ describe('the scope enforced is the one the route declares (AUTH_MODE=jwt)', () 
     app = Fastify()
     registerErrorHandling(app)
     requireDeclaredAccess(app)
-    registerAuth(app, auth, await createTokenVerifier(auth), undefined)
+    const budgets = { requests: undefined, failures: undefined, close: async () => {} }
+    registerAdmission(app, createAdmission({ tokens: await createTokenVerifier(auth), publicReads: false, budgets }))
     // Each declares the scope a method-based rule would not give it.
     app.post('/v1/reports', { config: { access: requiresScope('reports:read') } }, ok)
     app.get('/v1/reports/drafts', { config: { access: requiresScope('reports:write') } }, ok)

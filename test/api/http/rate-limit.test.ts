@@ -8,6 +8,7 @@ import {
   badToken,
   bearer,
   freshAddress,
+  freshSubject,
   from,
   goodToken,
   inParallel,
@@ -84,17 +85,17 @@ describe('the request budget counts every answer', () => {
   })
 
   for (const backend of BACKENDS) {
-    it(`when /v1 gives every kind of answer, then each carries RateLimit-Limit, -Remaining and -Reset (${backend})`, {
+    it(`when /v1 gives every kind of answer, then each carries RateLimit-*, counted by subject or else by address (${backend})`, {
       skip: skips[backend],
     }, async () => {
-      const calls: [expected: number, path: string, init: (token: string, reader: string) => RequestInit][] = [
+      type Call = [expected: number, path: string, init: (token: string, reader: string) => RequestInit]
+      // One subject's calls, whatever they are answered, with a writer's token and a reader's.
+      const bySubject: Call[] = [
         [200, '/v1/books', (token) => ({ headers: bearer(token) })],
         [201, '/v1/books', (token) => jsonRequest('POST', book, bearer(token))],
         [400, '/v1/books/not-a-uuid', (token) => ({ headers: bearer(token) })],
         [400, '/v1/books', (token) => jsonRequest('POST', '{"title":', bearer(token))],
         [404, '/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90', (token) => ({ headers: bearer(token) })],
-        [404, '/v1/no-such-route', () => ({})],
-        [405, '/v1/books', (token) => ({ method: 'PATCH', headers: bearer(token) })],
         [
           415,
           '/v1/books',
@@ -102,47 +103,89 @@ describe('the request budget counts every answer', () => {
         ],
         [422, '/v1/books', (token) => jsonRequest('POST', {}, bearer(token))],
         [422, '/v1/books?page=0', (token) => ({ headers: bearer(token) })],
-        [401, '/v1/books', () => ({})],
-        [401, '/v1/books', (token) => ({ headers: bearer(badToken(token)) })],
         [403, '/v1/books', (_token, reader) => jsonRequest('POST', book, bearer(reader))],
       ]
-      const max = calls.length
+      // Calls with no subject to count them by (none sent, a bad one, or a route that reads none): the address's.
+      const byAddress: Call[] = [
+        [404, '/v1/no-such-route', () => ({})],
+        [405, '/v1/books', (token) => ({ method: 'PATCH', headers: bearer(token) })],
+        [401, '/v1/books', () => ({})],
+        [401, '/v1/books', (token) => ({ headers: bearer(badToken(token)) })],
+      ]
+      const max = bySubject.length
       const service = await jwtService(backend, { RATE_LIMIT_MAX: String(max), RATE_LIMIT_WINDOW: '1m' })
       try {
-        const [token, reader] = [await goodToken(), await goodToken('books:read')]
-        const seen: string[] = []
-        for (const [index, [expected, path, init]] of [...calls, calls[0] as (typeof calls)[0]].entries()) {
-          const response = await service.fetch(path, init(token, reader))
-          await response.arrayBuffer()
-          const status = index === max ? 429 : expected
-          assert.equal(response.status, status, `${path} → ${response.status}`)
-          const [limit, left, reset] = rateLimitHeaders(response)
-          assert.equal(limit, String(max), `${status} ${path}: RateLimit-Limit`)
-          assert.equal(left, String(Math.max(0, max - 1 - index)), `${status} ${path}: RateLimit-Remaining`)
-          assert.ok(Number(reset) >= 1 && Number(reset) <= 60, `${status} ${path}: RateLimit-Reset ${reset}`)
-          seen.push(String(response.status))
+        const subject = freshSubject()
+        const [token, reader] = [await goodToken(undefined, subject), await goodToken('books:read', subject)]
+        const address = freshAddress()
+        const run = async (calls: Call[], extra: Call | undefined) => {
+          const seen: number[] = []
+          for (const [index, [expected, path, init]] of [...calls, ...(extra ? [extra] : [])].entries()) {
+            const { headers, ...rest } = init(token, reader)
+            const response = await service.fetch(path, {
+              ...rest,
+              headers: from(address, headers as Record<string, string>),
+            })
+            await response.arrayBuffer()
+            const status = index === max ? 429 : expected
+            assert.equal(response.status, status, `${path} → ${response.status}`)
+            const [limit, left, reset] = rateLimitHeaders(response)
+            assert.equal(limit, String(max), `${status} ${path}: RateLimit-Limit`)
+            assert.equal(left, String(Math.max(0, max - 1 - index)), `${status} ${path}: RateLimit-Remaining`)
+            assert.ok(Number(reset) >= 1 && Number(reset) <= 60, `${status} ${path}: RateLimit-Reset ${reset}`)
+            seen.push(response.status)
+          }
+          return seen
         }
-        assert.deepEqual(seen.sort(), [
-          '200',
-          '201',
-          '400',
-          '400',
-          '401',
-          '401',
-          '403',
-          '404',
-          '404',
-          '405',
-          '415',
-          '422',
-          '422',
-          '429',
-        ])
+        const subjectSeen = await run(bySubject, bySubject[0])
+        assert.deepEqual(subjectSeen.sort(), [200, 201, 400, 400, 403, 404, 415, 422, 422, 429])
+        // The same address's calls without a subject have a budget of their own, untouched by the subject's.
+        assert.deepEqual((await run(byAddress, undefined)).sort(), [401, 401, 404, 405])
       } finally {
         await service.close()
       }
     })
   }
+})
+
+describe('whose budget a request counts against (AUTH_MODE=jwt)', () => {
+  let service: TestService
+  before(async () => {
+    service = await jwtService('embedded', { RATE_LIMIT_MAX: '4', RATE_LIMIT_WINDOW: '1m' })
+  })
+  after(() => service?.close())
+
+  const statusOf = async (address: string, headers: Record<string, string> = {}) => {
+    const response = await service.fetch('/v1/books', { headers: from(address, headers) })
+    await response.arrayBuffer()
+    return response.status
+  }
+
+  it('when two subjects call from two addresses, then each subject has one budget wherever it calls from', async () => {
+    const [home, office] = [freshAddress(), freshAddress()]
+    const [alice, bob] = [freshSubject(), freshSubject()]
+    const aliceToken = bearer(await goodToken(undefined, alice))
+    const statuses = [
+      await statusOf(home, aliceToken),
+      await statusOf(office, aliceToken),
+      await statusOf(home, aliceToken),
+      await statusOf(office, aliceToken),
+    ]
+    assert.deepEqual(statuses, [200, 200, 200, 200])
+    assert.equal(await statusOf(freshAddress(), aliceToken), 429, 'a new address buys no fresh budget')
+    // Behind one address (a NAT), another user is not limited by the first.
+    assert.equal(await statusOf(home, bearer(await goodToken(undefined, bob))), 200)
+    assert.equal(await statusOf(home), 401, 'nor is an anonymous caller there: the address has its own budget')
+  })
+
+  it('when anonymous callers come from one IPv6 /64, then they share its budget; the next /64 has its own', async () => {
+    // 2001:db8:<site>:a::/64 holds five hosts; 2001:db8:<site>:b::/64 is the next block.
+    const site = `2001:db8:${freshAddress().split('.')[3]}`
+    const statuses = []
+    for (let host = 1; host <= 5; host++) statuses.push(await statusOf(`${site}:a:0:0:0:${host}`))
+    assert.deepEqual(statuses, [401, 401, 401, 401, 429])
+    assert.equal(await statusOf(`${site}:b:0:0:0:1`), 401, 'another /64 is another client')
+  })
 })
 
 describe('the budget of refused bearer tokens', () => {

@@ -40,7 +40,7 @@ describe('two instances sharing one Redis', { skip: noRedis }, () => {
   it('when two instances share Redis with a limit of 10, then exactly 10 requests pass in total', async () => {
     const redis = new Redis(REDIS_URL)
     // Only this test's bucket: other test files may be counting other addresses in the same Redis meanwhile.
-    await redis.del('myapp-rate-limit:127.0.0.1')
+    await redis.del('myapp-rate-limit:requests:ip:127.0.0.1')
     redis.disconnect()
     const env = { RATE_LIMIT_MAX: '10', RATE_LIMIT_WINDOW: '1m', REDIS_URL }
     const [a, b] = [await startService('embedded', env), await startService('embedded', env)]

@@ -1,0 +1,155 @@
+// The one admission step every door runs before a call reaches its operation: who the caller is (the token, if
+// any), its request budget, its budget of refused tokens, and the operation's declared access. It returns what it
+// decided; the REST hook and the RPC interceptor only translate that into status and headers, or code and details.
+//
+// An authenticated caller is counted by its subject, so users behind one NAT do not share a budget and a subject
+// does not get a fresh one at each address; an anonymous caller, and a token that failed, by the client address
+// (IPv6 by its /64, the block one host is usually given). Refused tokens count per address, and an address that has
+// spent that budget is refused before its token is even verified.
+import ipaddr from 'ipaddr.js'
+import type { Access } from '../auth/access.ts'
+import { bearerToken, missingScope, type Principal, TokenRejected, type TokenVerifier } from '../auth/tokens.ts'
+import type { Logger } from '../logger.ts'
+import type { BudgetState, Budgets } from './budgets.ts'
+
+export interface Call {
+  /** The client address (src/admission/client-address.ts); undefined when the connection was already gone. */
+  client: string
+  /** The Authorization header or metadata, as sent. */
+  authorization: string | undefined
+  /** The operation's declared access; undefined for a call that reached no operation (a 404 or 405 to be). */
+  access: Access | undefined
+  /** The operation only reads (GET, HEAD, or a read method): AUTH_PUBLIC_READS lets it in without a token. */
+  read: boolean
+  /** Counted in the request budget. */
+  limited: boolean
+  log: Pick<Logger, 'info' | 'warn'>
+}
+
+export type Refusal =
+  | { kind: 'unauthenticated'; detail: string; error?: 'invalid_token' | 'invalid_request' }
+  | { kind: 'forbidden'; detail: string; scope: string }
+  | { kind: 'rate-limited'; detail: string; budget: BudgetState }
+  | { kind: 'token-budget-spent'; detail: string; budget: BudgetState }
+
+export interface Admission {
+  /** Undefined when the call is admitted. */
+  refusal: Refusal | undefined
+  /** The caller verified by its token, when it sent one that was good. */
+  principal: Principal | undefined
+  /** The request budget after this call, for the RateLimit-* answer headers; undefined when not limited. */
+  budget: BudgetState | undefined
+}
+
+/** Decides at once where it can (no budget to count, no token to verify), else with a promise. */
+export type Admit = (call: Call) => Admission | Promise<Admission>
+
+export function createAdmission(options: {
+  /** Undefined with AUTH_MODE=none: every call is anonymous and every access is open. */
+  tokens: TokenVerifier | undefined
+  publicReads: boolean
+  budgets: Budgets
+}): Admit {
+  const { tokens, publicReads, budgets } = options
+  const { requests, failures } = budgets
+
+  /** The principal, or the refusal of the call's credentials; undefined for a call that presents none it needs. */
+  async function authenticate(call: Call): Promise<Principal | Refusal | undefined> {
+    const { access } = call
+    if (tokens === undefined || access === undefined || access.kind === 'public') return undefined
+    if (call.authorization === undefined) {
+      if (publicReads && call.read) return undefined
+      return { kind: 'unauthenticated', detail: 'a bearer token is required' }
+    }
+    const token = bearerToken(call.authorization)
+    const remembered = token === undefined ? undefined : tokens.remembered(token)
+    if (remembered !== undefined) return remembered
+    const address = addressKey(call.client)
+    const spent = await failures?.spent(address)
+    if (spent !== undefined) return { kind: 'token-budget-spent', detail: failures?.detail ?? '', budget: spent }
+    const refuse = async (refusal: Refusal) => {
+      if ((await failures?.failed(address)) === true) {
+        call.log.warn({ client: address }, 'authentication failure budget used up; refusing tokens')
+      }
+      return refusal
+    }
+    if (token === undefined) {
+      return refuse({
+        kind: 'unauthenticated',
+        detail: 'the Authorization header must be "Bearer <JWT>"',
+        error: 'invalid_request',
+      })
+    }
+    try {
+      return await tokens.verify(token)
+    } catch (error) {
+      if (!(error instanceof TokenRejected)) throw error
+      const reason = error.cause as Error
+      call.log.info({ err: { name: reason.name, message: reason.message } }, 'token rejected')
+      return refuse({ kind: 'unauthenticated', detail: error.message, error: 'invalid_token' })
+    }
+  }
+
+  /** The rest of the step once the caller is known: its request budget, then the refusal or the access check. */
+  async function count(call: Call, principal: Principal | undefined, refusal: Refusal | undefined): Promise<Admission> {
+    let budget: BudgetState | undefined
+    if (call.limited && requests !== undefined) {
+      // Every call is counted, refused ones included: by its subject when it has one, else by its address.
+      const taken = await requests.take(principal === undefined ? addressKey(call.client) : `sub:${principal.subject}`)
+      budget = taken
+      if (taken.exceeded)
+        return { refusal: { kind: 'rate-limited', detail: requests.detail, budget }, principal, budget }
+    }
+    return decide(call, principal, refusal, budget)
+  }
+
+  return (call) => {
+    // The usual calls are decided without a promise: no budget to count, and no token or one verified before.
+    const known = knownCaller(call)
+    if (known !== PENDING && !(call.limited && requests !== undefined)) {
+      return decide(call, known, undefined, undefined)
+    }
+    return (known === PENDING ? authenticate(call) : Promise.resolve(known)).then((outcome) => {
+      const principal = outcome !== undefined && !('kind' in outcome) ? outcome : undefined
+      return count(call, principal, principal === undefined ? (outcome as Refusal | undefined) : undefined)
+    })
+  }
+
+  /** The caller when it is known at once: anonymous where no token is needed, or a token verified before. */
+  function knownCaller(call: Call): Principal | undefined | typeof PENDING {
+    const { access } = call
+    if (tokens === undefined || access === undefined || access.kind === 'public') return undefined
+    if (call.authorization === undefined) return publicReads && call.read ? undefined : PENDING
+    const token = bearerToken(call.authorization)
+    return (token === undefined ? undefined : tokens.remembered(token)) ?? PENDING
+  }
+}
+
+const PENDING = Symbol('pending')
+
+function decide(
+  call: Call,
+  principal: Principal | undefined,
+  refusal: Refusal | undefined,
+  budget: BudgetState | undefined,
+): Admission {
+  if (refusal !== undefined) return { refusal, principal, budget }
+  const { access } = call
+  if (principal !== undefined && access?.kind === 'scope' && !principal.scopes.has(access.scope)) {
+    return {
+      refusal: { kind: 'forbidden', detail: missingScope(access.scope), scope: access.scope },
+      principal,
+      budget,
+    }
+  }
+  return { refusal: undefined, principal, budget }
+}
+
+/** The budget key of an address: IPv6 by its /64, an IPv4-mapped IPv6 address as the IPv4 it is. */
+export function addressKey(address: string): string {
+  if (!ipaddr.isValid(address)) return `ip:${address}`
+  const parsed = ipaddr.process(address)
+  if (parsed.kind() === 'ipv4') return `ip:${parsed.toString()}`
+  const prefix = ipaddr.IPv6.networkAddressFromCIDR(`${parsed.toString()}/64`)
+  return `ip:${prefix.toString()}/64`
+}
