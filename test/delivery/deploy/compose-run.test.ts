@@ -23,12 +23,19 @@ import { configurationVariables, ROOT, setByCompose } from '../../helpers/compos
 import { describe } from '../../helpers/describe.ts'
 import { REQUIRE_SERVICES } from '../../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../../helpers/service.ts'
-import { CONTAINER_SETTINGS, freePort, underContainerScriptsLock, until as untilEvery } from '../../helpers/tools.ts'
+import {
+  buildProjectImage,
+  CONTAINER_SETTINGS,
+  freePort,
+  underContainerScriptsLock,
+  until as untilEvery,
+} from '../../helpers/tools.ts'
 
 const exec = promisify(execFile)
 const SHARED = CONTAINER_SETTINGS
-const IMAGE = 'localhost/myapp:compose-test'
-const DEV_IMAGE = 'localhost/myapp:compose-test-dev'
+// The image and kube-play tests use the same prod image, so whichever test comes first builds it.
+const IMAGE = 'localhost/myapp:test'
+const DEV_IMAGE = 'localhost/myapp:test-dev'
 
 interface Engine {
   /** The compose command line, before its arguments. */
@@ -63,6 +70,16 @@ async function findEngine(): Promise<Engine | string> {
   if (REQUIRE_SERVICES) throw new Error(`REQUIRE_TEST_SERVICES=true but ${reason}`)
   return reason
 }
+/**
+ * The image compose.yml's build section names (its target and context, checked in compose.test.ts), as APP_IMAGE.
+ * With podman it is built by podman itself, once for every test that needs it: compose's build through podman's
+ * Docker API copies each layer again and takes minutes longer for the same image.
+ */
+async function buildImage(tag: string, target: 'prod' | 'dev'): Promise<void> {
+  if (engine.cli === 'podman') return buildProjectImage(ROOT, tag, target)
+  await exec('docker', ['build', '--target', target, '-t', tag, '.'], { cwd: ROOT, timeout: 900_000 })
+}
+
 const found = await findEngine()
 const skip = typeof found === 'string' ? found : false
 const engine = found as Engine
@@ -266,7 +283,7 @@ describe('compose.yml on a container engine', { skip }, () => {
   })
 
   it('when built, then the prod target of the Dockerfile becomes the image both services run', async (t) => {
-    await timed(t, 'build (migrate and app, one image)', () => project.compose(['build'], 900_000))
+    await timed(t, 'build (migrate and app, one image)', () => buildImage(IMAGE, 'prod'))
     const { stdout } = await exec(engine.cli, ['image', 'inspect', IMAGE, '--format', '{{.Config.User}}'], {
       env: engine.env,
     })
@@ -426,7 +443,10 @@ describe('compose.dev.yml on a container engine', { skip }, () => {
   }
 
   it('when started with the override, then the dev image serves the mounted sources and /readyz answers', async (t) => {
-    await timed(t, 'dev: build and up -d --wait', () => project.compose(['up', '-d', '--build', '--wait'], 900_000))
+    await timed(t, 'dev: build and up -d --wait', async () => {
+      await buildImage(DEV_IMAGE, 'dev')
+      return project.compose(['up', '-d', '--wait'], 900_000)
+    })
     assert.equal((await fetch(`${base}/readyz`)).status, 200)
     const app = await project.container('app')
     assert.equal(await project.inspect(app, '{{.Config.Image}}'), DEV_IMAGE)
