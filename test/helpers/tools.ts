@@ -195,6 +195,12 @@ function sourceHash(root: string): string {
  * the image and kube-play tests share one build, whichever runs first makes it and the other waits on the lock.
  */
 export async function buildProjectImage(root: string, tag: string, target: string): Promise<void> {
+  // Where no registry is reached, the base images are the machine's stand-ins, made first if missing.
+  const standIns = standInImagesScript()
+  if (standIns !== undefined) {
+    const [program, ...args] = underContainerScriptsLock(['bash', standIns])
+    await promisify(execFile)(program as string, args, { timeout: 600_000 })
+  }
   const source = sourceHash(root)
   const script = [
     `[ "$(podman image inspect "$1" --format '{{index .Labels "myapp.test.source"}}' 2>/dev/null)" = "$2" ] && exit 0`,
