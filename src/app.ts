@@ -14,7 +14,7 @@ import { type LivenessFastPath, livenessFastPath } from './health/liveness-fast-
 import { healthRoutes } from './health/routes.ts'
 import { requireDeclaredAccess } from './http/pipeline/access.ts'
 import { registerAdmission } from './http/pipeline/admission.ts'
-import { answerProtocolErrors, endRequestsOfGoneClients, refuseWithoutHost } from './http/pipeline/client-errors.ts'
+import { answerProtocolErrors, refuseWithoutHost } from './http/pipeline/client-errors.ts'
 import { limitConnections } from './http/pipeline/connection-limits.ts'
 import { registerDrain } from './http/pipeline/drain.ts'
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/pipeline/errors.ts'
@@ -136,10 +136,10 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   //      and every later stage runs inside the request's span
   //   3. CORS, so that a browser's script can read the refusals below; a preflight is answered here
   //   4. load shedding
-  //   5. a request whose connection was reset before its peer's address was known ends here (499, unsent)
-  //   6. admission (src/admission/admission.ts, the same step RPC calls take): the caller's token, its request
+  //   5. admission (src/admission/admission.ts, the same step RPC calls take): the caller's token, its request
   //      budget (by subject, or by address), its budget of refused tokens, and the route's declared access
-  //   7. parsing and validation (Fastify), then the handler
+  //      (a request whose connection was reset before its peer's address was known ends here: 499, unsent)
+  //   6. parsing and validation (Fastify), then the handler
   // Request-path hooks take a callback rather than return a promise: one promise and microtask less per hook and
   // request, which the benchmark's profile counted.
   app.addHook('onRequest', (request, reply, done) => {
@@ -153,7 +153,6 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   registerSecurityHeaders(app)
   await registerCors(app, config.cors.origins)
   registerLoadShedding(app, server.loadShedEventLoopDelayMs)
-  endRequestsOfGoneClients(app)
   const budgets = await createBudgets(config.rateLimit, logger)
   app.addHook('onClose', budgets.close)
   const admit = createAdmission({

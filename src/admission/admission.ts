@@ -13,7 +13,7 @@ import type { Logger } from '../logger.ts'
 import type { BudgetState, Budgets } from './budgets.ts'
 
 export interface Call {
-  /** The client address (src/admission/client-address.ts); undefined when the connection was already gone. */
+  /** The client address (src/admission/client-address.ts). */
   client: string
   /** The Authorization header or metadata, as sent. */
   authorization: string | undefined
@@ -53,17 +53,18 @@ export function createAdmission(options: {
   const { tokens, publicReads, budgets } = options
   const { requests, failures } = budgets
 
-  /** The principal, or the refusal of the call's credentials; undefined for a call that presents none it needs. */
-  async function authenticate(call: Call): Promise<Principal | Refusal | undefined> {
+  /** The caller when it is known at once: anonymous where no token is needed, or a token verified before. */
+  function knownCaller(call: Call): Principal | undefined | typeof PENDING {
     const { access } = call
     if (tokens === undefined || access === undefined || access.kind === 'public') return undefined
-    if (call.authorization === undefined) {
-      if (publicReads && call.read) return undefined
-      return { kind: 'unauthenticated', detail: 'a bearer token is required' }
-    }
+    if (call.authorization === undefined) return publicReads && call.read ? undefined : PENDING
     const token = bearerToken(call.authorization)
-    const remembered = token === undefined ? undefined : tokens.remembered(token)
-    if (remembered !== undefined) return remembered
+    return (token === undefined ? undefined : tokens.remembered(token)) ?? PENDING
+  }
+
+  /** A caller not known at once: the token it needs and lacks, or one not verified yet, checked within budget. */
+  async function authenticate(call: Call, verifier: TokenVerifier): Promise<Principal | Refusal> {
+    if (call.authorization === undefined) return { kind: 'unauthenticated', detail: 'a bearer token is required' }
     const address = addressKey(call.client)
     const spent = await failures?.spent(address)
     if (spent !== undefined) return { kind: 'token-budget-spent', detail: failures?.detail ?? '', budget: spent }
@@ -73,6 +74,7 @@ export function createAdmission(options: {
       }
       return refusal
     }
+    const token = bearerToken(call.authorization)
     if (token === undefined) {
       return refuse({
         kind: 'unauthenticated',
@@ -81,7 +83,7 @@ export function createAdmission(options: {
       })
     }
     try {
-      return await tokens.verify(token)
+      return await verifier.verify(token)
     } catch (error) {
       if (!(error instanceof TokenRejected)) throw error
       const reason = error.cause as Error
@@ -109,19 +111,11 @@ export function createAdmission(options: {
     if (known !== PENDING && !(call.limited && requests !== undefined)) {
       return decide(call, known, undefined, undefined)
     }
-    return (known === PENDING ? authenticate(call) : Promise.resolve(known)).then((outcome) => {
-      const principal = outcome !== undefined && !('kind' in outcome) ? outcome : undefined
-      return count(call, principal, principal === undefined ? (outcome as Refusal | undefined) : undefined)
-    })
-  }
-
-  /** The caller when it is known at once: anonymous where no token is needed, or a token verified before. */
-  function knownCaller(call: Call): Principal | undefined | typeof PENDING {
-    const { access } = call
-    if (tokens === undefined || access === undefined || access.kind === 'public') return undefined
-    if (call.authorization === undefined) return publicReads && call.read ? undefined : PENDING
-    const token = bearerToken(call.authorization)
-    return (token === undefined ? undefined : tokens.remembered(token)) ?? PENDING
+    // PENDING only comes with a verifier.
+    const caller = known === PENDING ? authenticate(call, tokens as TokenVerifier) : Promise.resolve(known)
+    return caller.then((outcome) =>
+      outcome !== undefined && 'kind' in outcome ? count(call, undefined, outcome) : count(call, outcome, undefined),
+    )
   }
 }
 

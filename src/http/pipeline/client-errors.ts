@@ -3,9 +3,7 @@
 import { type IncomingMessage, type RequestListener, type Server, ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { FastifyInstance } from 'fastify'
 import type { Logger } from '../../logger.ts'
-import { HttpError } from '../toolkit/problem.ts'
 import { protocolProblem } from './errors.ts'
 import { requestIdFor } from './request-id.ts'
 
@@ -48,17 +46,3 @@ export function answerProtocolErrors(server: Server, logger: Logger, serve: Requ
     serve(request, response)
   })
 }
-
-/**
- * Ends a request whose client address is unknown: its connection was reset before Node learned the peer, so the
- * answer goes nowhere. Every later stage keys on the address (the rate limit, the failure budget, the idempotency
- * scope), so such a request runs no further; it is answered 499, as nginx logs a client that closed first, and is
- * neither an error of the service nor a 5xx.
- */
-export function endRequestsOfGoneClients(app: FastifyInstance): void {
-  app.addHook('onRequest', (request, _reply, done) => {
-    if (request.ip !== undefined) return done()
-    done(new HttpError(CLIENT_CLOSED_REQUEST, 'the client closed the connection'))
-  })
-}
-const CLIENT_CLOSED_REQUEST = 499
