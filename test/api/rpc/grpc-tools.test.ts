@@ -48,6 +48,8 @@ import { bodyOf, type Json, jsonRequest } from '../../helpers/service.ts'
 
 const run = promisify(execFile)
 const BUF = 'node_modules/.bin/buf'
+/** buf curl against the gRPC port with no schema of its own: what it knows of the service comes from reflection. */
+const BUF_CURL = ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '--reflect-protocol', 'grpc-v1']
 
 // A request is given as a plain object (what a grpc-js caller passes); create() makes it a message of the schema.
 const serializer =
@@ -214,12 +216,7 @@ describe('the gRPC port through grpc-js and buf curl', () => {
 
   it('when buf curl calls GetBook with no schema but reflection, then it prints the book as JSON', async () => {
     const { stdout } = await run(BUF, [
-      'curl',
-      '--protocol',
-      'grpc',
-      '--http2-prior-knowledge',
-      '--reflect-protocol',
-      'grpc-v1',
+      ...BUF_CURL,
       `${service.grpcUrl}/books.v1.BookService/GetBook`,
       '-d',
       JSON.stringify({ id: stored.id }),
@@ -248,16 +245,7 @@ describe('the gRPC port through grpc-js and buf curl', () => {
   })
 
   it('when buf curl lists the methods through reflection, then every BookService method is there', async () => {
-    const { stdout } = await run(BUF, [
-      'curl',
-      '--protocol',
-      'grpc',
-      '--http2-prior-knowledge',
-      '--reflect-protocol',
-      'grpc-v1',
-      '--list-methods',
-      service.grpcUrl,
-    ])
+    const { stdout } = await run(BUF, [...BUF_CURL, '--list-methods', service.grpcUrl])
     const methods = stdout.split('\n').filter(Boolean)
     for (const method of BookService.methods) assert.ok(methods.includes(`books.v1.BookService/${method.name}`), stdout)
     assert.ok(methods.includes('grpc.health.v1.Health/Check'), stdout)
@@ -313,12 +301,7 @@ describe('the gRPC port through grpc-js and buf curl', () => {
 
   it('when buf curl creates an invalid book, then it prints INVALID_ARGUMENT with the BadRequest detail', async () => {
     const failed = await run(BUF, [
-      'curl',
-      '--protocol',
-      'grpc',
-      '--http2-prior-knowledge',
-      '--reflect-protocol',
-      'grpc-v1',
+      ...BUF_CURL,
       `${service.grpcUrl}/books.v1.BookService/CreateBook`,
       '-d',
       JSON.stringify({ book: INVALID_BOOK }),

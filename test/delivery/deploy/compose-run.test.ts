@@ -27,6 +27,7 @@ import {
   buildProjectImage,
   CONTAINER_SETTINGS,
   freePort,
+  podmanEnvironment,
   underContainerScriptsLock,
   until as untilEvery,
 } from '../../helpers/tools.ts'
@@ -47,15 +48,10 @@ interface Engine {
 
 async function findEngine(): Promise<Engine | string> {
   if (existsSync('/usr/bin/podman') && existsSync(`${SHARED}compose.sh`)) {
-    const settings = {
-      CONTAINERS_CONF: `${SHARED}containers.conf`,
-      CONTAINERS_STORAGE_CONF: `${SHARED}storage.conf`,
-      CONTAINERS_REGISTRIES_CONF: `${SHARED}registries.conf`,
-    }
     return {
       compose: underContainerScriptsLock(['bash', `${SHARED}compose.sh`]),
       cli: 'podman',
-      env: { ...process.env, ...settings },
+      env: podmanEnvironment(),
     }
   }
   if (

@@ -10,14 +10,7 @@ import { promisify } from 'node:util'
 import { describe } from '../../helpers/describe.ts'
 import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from '../../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../../helpers/service.ts'
-import {
-  buildProjectImage,
-  containersUnavailable,
-  freePort,
-  podmanEnvironment,
-  standInImagesScript,
-  underContainerScriptsLock,
-} from '../../helpers/tools.ts'
+import { buildProjectImage, containersUnavailable, freePort, podmanEnvironment } from '../../helpers/tools.ts'
 
 const run = promisify(execFile)
 const ROOT = new URL('../../../', import.meta.url).pathname
@@ -39,11 +32,6 @@ describe('the production image', { skip }, () => {
   let port: number
   let base: string
   before(async () => {
-    const standIns = standInImagesScript()
-    if (standIns !== undefined) {
-      const [program, ...args] = underContainerScriptsLock(['bash', standIns])
-      await run(program as string, args, { timeout: 600_000 })
-    }
     await buildProjectImage(ROOT, IMAGE, 'prod')
     database = await createServerDatabase()
     port = await freePort()
