@@ -1,112 +1,142 @@
-// Architecture rules that `npm run lint` checks, so the layering in STYLE.md stays true as the code grows.
-// Paths are relative to the folder depcruise runs in (the repository root).
+// Architecture rules that `npm run lint` checks, so that the layering docs/architecture.md describes stays true as
+// the code grows. Paths are relative to the folder depcruise runs in (the repository root).
 
-// The shared layers every part of src may build on; resource folders (src/books, src/health, …) are everything else.
-const SHARED = [
-  '^src/admission/',
-  '^src/http/',
-  '^src/db/',
-  '^src/config/',
-  '^src/observability/',
-  '^src/schema/',
-  '^src/auth/',
-  '^src/rpc/',
-  '^src/gen/',
-  '^src/logger[.]ts$',
-]
+// The layers, by what they are.
+const LAYERS = {
+  // Shared by every resource; none of them names one.
+  admission: '^src/admission/',
+  auth: '^src/auth/',
+  config: '^src/config/',
+  db: '^src/db/',
+  events: '^src/events/',
+  http: '^src/http/',
+  jobs: '^src/jobs/',
+  observability: '^src/observability/',
+  rpc: '^src/rpc/',
+  schema: '^src/schema/',
+  generated: '^src/gen/',
+  logger: '^src/logger[.]ts$',
+  // The probes: HTTP routes of the service itself, on the toolkit like a resource's.
+  health: '^src/health/',
+}
+const SHARED = Object.values(LAYERS)
+// The app level: the contract a resource fulfils, the list of resources, the composition root and the entry points.
+const APP = '^src/(app|service|server|cluster|migrate|resource|resources)[.]ts$'
 const NPM = '(^|/)node_modules/'
 // The service's own manifest (name, version) is no resource either.
 const MANIFEST = '^package[.]json$'
-// A resource's transport adapter: the only part of it that may know Fastify and src/http.
-const ADAPTER = '^src/[^/]+/(routes[.]ts$|http/|rpc/)'
-// src/health is the pipeline's probes, all HTTP: it has no core to keep apart.
-const RESOURCE = '^src/(?!(admission|http|db|config|observability|schema|auth|rpc|gen|health)/)[^/]+/'
+// A resource: any other folder of src, e.g. src/books. Its REST adapter (http/), its RPC adapter (rpc/) and its
+// assembly (resource.ts) may know the transports; the rest of it is its core.
+const RESOURCE = `^src/(?!(${Object.keys(LAYERS)
+  .filter((name) => name !== 'logger')
+  .join('|')}|gen)/)[^/]+/`
+const RESOURCE_REST = '^src/[^/]+/http/'
+const RESOURCE_RPC = '^src/[^/]+/rpc/'
+const RESOURCE_ASSEMBLY = '^src/[^/]+/resource[.]ts$'
+const CORE_EXCEPT = [RESOURCE_REST, RESOURCE_RPC, RESOURCE_ASSEMBLY]
+
+/** A rule: `from` may not import `to`. */
+const rule = (name, comment, from, to) => ({ name, comment, severity: 'error', from, to })
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
-    {
-      name: 'no-circular',
-      comment: 'An import cycle (type-only imports count too) means two modules are one; split out what both need.',
-      severity: 'error',
-      from: {},
-      to: { circular: true },
-    },
-    {
-      name: 'http-knows-no-resource',
-      comment:
-        'src/http is shared by every resource: it may import only src/http, src/config, src/logger.ts, ' +
-        'src/observability, src/schema, src/db (types), package.json, node builtins and npm packages. ' +
-        'A resource registers with it, never the reverse.',
-      severity: 'error',
-      from: { path: '^src/http/' },
-      to: { pathNot: [...SHARED, NPM, MANIFEST], dependencyTypesNot: ['core'] },
-    },
-    {
-      name: 'http-uses-db-types-only',
-      comment:
-        'src/http may name the Database seam in types and read what a database error means (src/db/errors.ts), ' +
-        'but never open or query a database itself.',
-      severity: 'error',
-      from: { path: '^src/http/' },
-      to: { path: '^src/db/', pathNot: '^src/db/errors[.]ts$', dependencyTypesNot: ['type-only'] },
-    },
-    {
-      name: 'db-not-to-http',
-      comment: 'The data-access seam knows no transport.',
-      severity: 'error',
-      from: { path: '^src/db/' },
-      to: { path: '^src/http/' },
-    },
-    {
-      name: 'db-knows-no-resource',
-      comment:
-        'src/db is shared by every resource: it may import only src/db, src/config, src/logger.ts, ' +
-        'src/observability, src/schema, package.json, node builtins and npm packages (src/http is the rule above). ' +
-        'Resource SQL lives in the resource folder.',
-      severity: 'error',
-      from: { path: '^src/db/' },
-      to: { pathNot: [...SHARED, NPM, MANIFEST], dependencyTypesNot: ['core'] },
-    },
-    {
-      name: 'core-not-to-fastify',
-      comment:
-        "A resource's core (everything but its adapter, routes.ts or http/) knows no transport: " +
-        'no Fastify, no @fastify/* plugin or type provider, nothing of src/http.',
-      severity: 'error',
-      from: { path: RESOURCE, pathNot: ADAPTER },
-      to: { path: [`${NPM}(fastify|fastify-[^/]+|@fastify/[^/]+)/`, '^src/http/'] },
-    },
-    {
-      name: 'resource-uses-the-toolkit',
-      comment:
-        "A resource's adapters build on src/http/toolkit and src/rpc/toolkit; the pipelines (src/http/pipeline, " +
+    rule(
+      'no-circular',
+      'An import cycle (type-only imports count too) means two modules are one; split out what both need.',
+      {},
+      { circular: true },
+    ),
+    rule(
+      'shared-names-no-resource',
+      'The shared layers serve every resource and name none: a resource registers with them through src/resource.ts, ' +
+        'and the composition root (src/service.ts) wires it in. They may import each other, npm packages and ' +
+        'package.json, never a resource folder or the app level.',
+      { path: SHARED },
+      { pathNot: [...SHARED, NPM, MANIFEST], dependencyTypesNot: ['core'] },
+    ),
+    rule(
+      'events-knows-no-core',
+      "The events layer reads any resource's events through its declaration (src/events/cloudevents.ts), never a " +
+        "resource's core: the books' types, subjects and stream are the books' own.",
+      { path: LAYERS.events },
+      { path: RESOURCE },
+    ),
+    rule(
+      'core-records-events-only',
+      "A resource's core records its events through the outbox (src/events/outbox.ts) and declares them " +
+        '(src/events/cloudevents.ts); the relay, the feed and the jobs that move them are not its business.',
+      { path: RESOURCE, pathNot: CORE_EXCEPT },
+      { path: LAYERS.events, pathNot: '^src/events/(outbox|cloudevents)[.]ts$' },
+    ),
+    rule(
+      'core-knows-no-transport',
+      "A resource's core (everything but its http/, rpc/ and resource.ts) knows no transport: no Fastify, no Connect, " +
+        'nothing of src/http or src/rpc.',
+      { path: RESOURCE, pathNot: CORE_EXCEPT },
+      {
+        path: [`${NPM}(fastify|fastify-[^/]+|@fastify/[^/]+|@connectrpc/[^/]+)/`, LAYERS.http, LAYERS.rpc, '^src/gen/'],
+      },
+    ),
+    rule(
+      'rest-not-to-rpc',
+      'REST and RPC are two doors onto the same core: neither builds on the other. What both need lives below them ' +
+        '(src/admission, src/schema, the resource core).',
+      { path: [LAYERS.http, RESOURCE_REST] },
+      { path: [LAYERS.rpc, RESOURCE_RPC] },
+    ),
+    rule(
+      'rpc-not-to-rest',
+      'See rest-not-to-rpc.',
+      { path: [LAYERS.rpc, RESOURCE_RPC] },
+      { path: [LAYERS.http, RESOURCE_REST] },
+    ),
+    rule(
+      'observability-and-probes-not-to-the-pipeline',
+      'Observability and the probes are read by the HTTP pipeline, not the other way round: they may use the HTTP ' +
+        "toolkit (a route's declaration, problem answers), never the pipeline's stages.",
+      { path: [LAYERS.observability, LAYERS.health] },
+      { path: '^src/http/pipeline/' },
+    ),
+    rule(
+      'admission-is-transport-neutral',
+      'The admission step is the same for every door: it knows no Fastify, no Connect, nothing of src/http or src/rpc.',
+      { path: LAYERS.admission },
+      { path: [LAYERS.http, LAYERS.rpc, `${NPM}(fastify|@fastify/(?!proxy-addr/)[^/]+|@connectrpc/[^/]+)/`] },
+    ),
+    rule(
+      'http-uses-db-types-only',
+      'src/http may name the Database seam in types and read what a database error means (src/db/errors.ts), but ' +
+        'never open or query a database itself.',
+      { path: LAYERS.http },
+      { path: LAYERS.db, pathNot: '^src/db/errors[.]ts$', dependencyTypesNot: ['type-only'] },
+    ),
+    rule(
+      'resource-uses-the-toolkits',
+      "A resource's adapters build on src/http/toolkit and src/rpc/toolkit; the pipelines (src/http/pipeline, " +
         "src/rpc/pipeline) are the app's to wire, in the order src/app.ts states.",
-      severity: 'error',
-      from: { path: RESOURCE },
-      to: { path: ['^src/http/pipeline/', '^src/rpc/pipeline/'] },
-    },
-    {
-      name: 'src-not-to-test',
-      comment: 'The service must run without its test folder.',
-      severity: 'error',
-      from: { path: '^src/' },
-      to: { path: '^test/' },
-    },
-    {
-      name: 'bench-not-to-test',
-      comment: 'The benchmark runs on its own; what it shares with the tests belongs in a module of its own.',
-      severity: 'error',
-      from: { path: '^bench/' },
-      to: { path: '^test/' },
-    },
-    {
-      name: 'not-to-unresolvable',
-      comment: 'An import that cannot be resolved would slip past every rule above.',
-      severity: 'error',
-      from: {},
-      to: { couldNotResolve: true },
-    },
+      { path: RESOURCE },
+      { path: ['^src/http/pipeline/', '^src/rpc/pipeline/'] },
+    ),
+    rule(
+      'resources-do-not-know-each-other',
+      'A resource plugs in whole and can be taken out whole: it imports no other resource.',
+      { path: '^src/([^/]+)/', pathNot: SHARED },
+      { path: RESOURCE, pathNot: '^src/$1/' },
+    ),
+    rule('src-not-to-test', 'The service must run without its test folder.', { path: '^src/' }, { path: '^test/' }),
+    rule(
+      'bench-not-to-test',
+      'The benchmark runs on its own; what it shares with the tests belongs in a module of its own.',
+      { path: '^bench/' },
+      { path: '^test/' },
+    ),
+    rule(
+      'not-to-unresolvable',
+      'An import that cannot be resolved would slip past every rule above.',
+      {},
+      { couldNotResolve: true },
+    ),
   ],
   options: {
     // Type-only imports are dependencies too: a cycle or a layer crossing in types is still one.

@@ -10,7 +10,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import postgres from 'postgres'
 import { v7 as uuidv7 } from 'uuid'
-import { BOOK_SQL, listStatements } from '../src/books/repository.ts'
+import { BOOK_SQL, insertParameters, listStatements, updateParameters } from '../src/books/repository.ts'
+import type { BookInput } from '../src/books/schemas.ts'
 import { CREATE_SQL } from './without-event.ts'
 
 const DATE_OID = 1082
@@ -36,21 +37,16 @@ function send(response: ServerResponse, status: number, body?: unknown) {
   response.end(text)
 }
 
-// No validation: the bare server trusts its input (the load generator's fixed body), and takes its fields in the
-// order of the insert's and update's parameters, with the service's defaults.
-async function readBook(request: IncomingMessage): Promise<unknown[]> {
+// No validation: the bare server trusts its input (the load generator's fixed body); the statements' parameters
+// fill in the service's defaults.
+async function readBook(request: IncomingMessage): Promise<BookInput> {
   const chunks: Buffer[] = []
   for await (const chunk of request) chunks.push(chunk as Buffer)
-  const book = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-  return [
-    book.title,
-    book.author,
-    book.published_date,
-    book.status ?? 'pending',
-    book.image_url ?? null,
-    book.description ?? null,
-  ]
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as BookInput
 }
+
+/** The event's part of a write's parameters: its id, and no trace. */
+const untracedEvent = () => ({ eventId: uuidv7(), traceparent: null })
 
 async function handle(request: IncomingMessage, response: ServerResponse) {
   const url = request.url ?? '/'
@@ -65,9 +61,9 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
     return row === undefined ? send(response, 404) : send(response, 200, row)
   }
   if (match !== null && request.method === 'PUT') {
-    // The statement writes its event too (the outbox): the event's id, and no trace.
-    const values = [match[1], ...(await readBook(request)), null, uuidv7(), null] as never[]
-    const [row] = await writes.unsafe(BOOK_SQL.update, values, { prepare: true })
+    // The statement writes its event too (the outbox).
+    const values = updateParameters(match[1] as string, await readBook(request), undefined, untracedEvent())
+    const [row] = await writes.unsafe(BOOK_SQL.update, values as never[], { prepare: true })
     return row === undefined ? send(response, 404) : send(response, 200, row)
   }
   if (url.startsWith('/v1/books') && request.method === 'GET') {
@@ -85,11 +81,12 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
     return send(response, 200, rows.slice(0, 10))
   }
   if (url === '/v1/books' && request.method === 'POST') {
-    const book = [uuidv7(), ...(await readBook(request))]
-    // The event's id, and no trace.
+    const values = insertParameters(uuidv7(), await readBook(request), untracedEvent())
     const [row] = withEvents
-      ? await writes.unsafe(CREATE_SQL.withEvent, [...book, uuidv7(), null] as never[], { prepare: true })
-      : await writes.unsafe(CREATE_SQL.withoutEvent, book as never[], { prepare: true })
+      ? await writes.unsafe(CREATE_SQL.withEvent, values as never[], { prepare: true })
+      : await writes.unsafe(CREATE_SQL.withoutEvent, CREATE_SQL.withoutEventParameters(values) as never[], {
+          prepare: true,
+        })
     return send(response, 201, row)
   }
   send(response, 404)

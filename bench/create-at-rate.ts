@@ -11,8 +11,7 @@ import { Agent, request } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect, nanos } from '@nats-io/transport-node'
-import { BOOK_EVENT_TYPES, type BookEvent, subjectOf } from '../src/events/cloudevents.ts'
-import { STREAM } from '../src/events/relay.ts'
+import { BOOK_EVENTS, type BookEvent } from '../src/books/events.ts'
 
 interface Options {
   url: string
@@ -48,6 +47,7 @@ const arrivals = new Map<string, Arrival>()
 
 const nc = await connect({ servers: options.natsUrl, name: 'myapp-bench-consumer' })
 const jsm = await jetstreamManager(nc)
+const STREAM = BOOK_EVENTS.stream.name
 // The service's relay makes the stream when it first connects.
 for (let attempt = 0; ; attempt++) {
   const found = await jsm.streams.info(STREAM).then(
@@ -58,7 +58,7 @@ for (let attempt = 0; ; attempt++) {
   if (attempt === 300) throw new Error(`no stream ${STREAM} within 30 s: is the service's relay connected?`)
   await sleep(100)
 }
-const created = subjectOf(BOOK_EVENT_TYPES.created)
+const created = BOOK_EVENTS.subjects.created
 const consumerInfo = await jsm.consumers.add(STREAM, {
   ack_policy: AckPolicy.None,
   deliver_policy: DeliverPolicy.New,

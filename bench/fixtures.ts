@@ -71,7 +71,7 @@ export async function createSeededDatabase(options: {
         "DELETE FROM books WHERE id > '00000000-ffff-ffff-ffff-ffffffffffff'",
         // The outbox the earlier runs' writes filled: no run starts behind another's events.
         '-c',
-        'TRUNCATE book_events',
+        'TRUNCATE outbox',
         '-c',
         'VACUUM (ANALYZE) books',
         // Dirty pages and WAL of earlier write runs are flushed now, not during the next measurement.

@@ -1,10 +1,12 @@
 // pgbench scripts made from the service's own statements (src/books/repository.ts), so the database's ceiling is
 // measured on exactly the SQL the service sends. A parameter becomes a pgbench variable or a literal; where the
 // service computes a value (a book's id, a UUIDv7) the script computes an equivalent in SQL, which if anything
-// makes pgbench's side slightly dearer.
+// makes pgbench's side slightly dearer. The parameters are the service's own too (insertParameters, …), with each
+// computed value standing in for the SQL that computes it.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BOOK_SQL, listStatements } from '../src/books/repository.ts'
+import { BOOK_SQL, insertParameters, listStatements, updateParameters } from '../src/books/repository.ts'
+import type { BookInput } from '../src/books/schemas.ts'
 
 /** Book n of bench/seed.sql. */
 const SEEDED_ID = "('00000000-0000-7000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid"
@@ -19,10 +21,17 @@ const SEEDED_AUTHOR = "('Author ' || chr(65 + :k::int % 26) || chr(97 + :k::int 
 
 const quote = (value: unknown) =>
   value === null ? 'NULL' : typeof value === 'number' ? String(value) : `'${String(value).replaceAll("'", "''")}'`
-// The body the load generator sends for creates and updates (bench/scenario.lua), as statement values.
-const INPUT = ['A benchmark book', 'Author 1', '2001-02-03', 'pending', null, 'Written by the load generator.'].map(
-  quote,
-)
+// The body the load generator sends for creates and updates (bench/scenario.lua).
+const INPUT: BookInput = {
+  title: 'A benchmark book',
+  author: 'Author 1',
+  published_date: '2001-02-03',
+  description: 'Written by the load generator.',
+}
+/** The outbox's event: a time-ordered id, and no trace (as the service without tracing). */
+const EVENT = { eventId: TIME_ORDERED_ID, traceparent: null }
+/** A parameter as SQL: the expressions above as they are, any other value quoted. */
+const asSql = (value: unknown) => (value === SEEDED_ID || value === TIME_ORDERED_ID ? value : quote(value))
 
 /** The statement with each $n replaced by the given SQL expression, one line, ended by ';'. */
 function bind(text: string, values: string[]): string {
@@ -38,13 +47,14 @@ export function pgbenchScripts(folder: string, books: number): Record<string, st
   const listFiltered = listStatements({ page: 1, pageSize: 10, sort: 'title', author: AUTHOR }).page
   // The author becomes a random seeded one; the page's limit and offset stay what the service sends.
   const filteredValues = listFiltered.values.map((value) => (value === AUTHOR ? SEEDED_AUTHOR : quote(value)))
+  // Any version: no If-Match, as the load generator's updates.
+  const updateValues = updateParameters(SEEDED_ID, INPUT, undefined, EVENT).map(asSql)
   const scripts: Record<string, string> = {
     read: [pickBook, bind(BOOK_SQL.findById, [SEEDED_ID])].join('\n'),
     list: bind(listDefault.text, listDefault.values.map(quote)),
     'list-filter': ['\\set k random(0, 999)', bind(listFiltered.text, filteredValues)].join('\n'),
-    // The outbox's event: a time-ordered id, and no trace (as the service without tracing).
-    create: bind(BOOK_SQL.insert, [TIME_ORDERED_ID, ...INPUT, TIME_ORDERED_ID, 'NULL']),
-    update: [pickBook, bind(BOOK_SQL.update, [SEEDED_ID, ...INPUT, 'NULL', TIME_ORDERED_ID, 'NULL'])].join('\n'),
+    create: bind(BOOK_SQL.insert, insertParameters(TIME_ORDERED_ID, INPUT, EVENT).map(asSql)),
+    update: [pickBook, bind(BOOK_SQL.update, updateValues)].join('\n'),
   }
   const files: Record<string, string[]> = {}
   for (const [name, text] of Object.entries(scripts)) {

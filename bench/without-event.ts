@@ -15,18 +15,37 @@ export function withoutEvent(statement: string): string {
   const answerAt = text.lastIndexOf('SELECT ')
   const event = text.slice(eventAt + EVENT.length, answerAt)
   const answer = text.slice(answerAt)
-  if (!text.startsWith(CHANGE) || eventAt < 0 || !/INSERT INTO book_events\b/.test(event) || !ANSWER.test(answer)) {
-    throw new Error(`not a write with its event (WITH changed AS (…), event AS (INSERT INTO book_events …)):\n${text}`)
+  if (!text.startsWith(CHANGE) || eventAt < 0 || !/INSERT INTO outbox\b/.test(event) || !ANSWER.test(answer)) {
+    throw new Error(`not a write with its event (WITH changed AS (…), event AS (INSERT INTO outbox …)):\n${text}`)
   }
   return `${text.slice(0, eventAt)})\n     ${answer}`
 }
 
-/** The service's create (the book and its event), and the same create without the event: $1–$7 of the first. */
+/** The numbers of the placeholders in `text`, ascending. */
+const placeholdersOf = (text: string): number[] =>
+  [...new Set([...text.matchAll(/\$(\d+)/g)].map((match) => Number(match[1])))].sort((a, b) => a - b)
+
+/**
+ * How many of `statement`'s parameters its text without the event takes: the event's own must be the last ones,
+ * so that the others keep their numbers and the statement's parameters, cut short, are the baseline's.
+ */
+function parametersWithoutEvent(statement: string, baseline: string): number {
+  const all = placeholdersOf(statement)
+  const kept = placeholdersOf(baseline)
+  const numberedFromOne = (numbers: number[]) => numbers.every((number, index) => number === index + 1)
+  if (!numberedFromOne(all) || !numberedFromOne(kept) || kept.length === all.length) {
+    throw new Error(`the event's parameters are not the last of the statement's:\n${statement}`)
+  }
+  return kept.length
+}
+
+const withoutEventText = withoutEvent(BOOK_SQL.insert)
+const withoutEventCount = parametersWithoutEvent(BOOK_SQL.insert, withoutEventText)
+
+/** The service's create (the book and its event), and the same create without the event. */
 export const CREATE_SQL = {
   withEvent: BOOK_SQL.insert,
-  withoutEvent: withoutEvent(BOOK_SQL.insert),
+  withoutEvent: withoutEventText,
+  /** The create's parameters (insertParameters) as the create without the event takes them: the event's left out. */
+  withoutEventParameters: (parameters: readonly unknown[]): unknown[] => parameters.slice(0, withoutEventCount),
 } as const
-// Its two parameters went with the event: the create without it takes seven.
-if (/\$(8|9)\b/.test(CREATE_SQL.withoutEvent)) {
-  throw new Error('the create without its event still names the event parameters $8, $9')
-}

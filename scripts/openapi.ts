@@ -2,12 +2,13 @@
 // (test/generated/openapi.ts), and the events' asyncapi.yaml.
 import { writeFileSync } from 'node:fs'
 import openapiTS, { astToString } from 'openapi-typescript'
-import { buildApp } from '../src/app.ts'
 import { parseConfig } from '../src/config/config.ts'
 import type { Database } from '../src/db/database.ts'
-import { ASYNCAPI } from '../src/events/http/asyncapi.ts'
+import { asyncApiOf } from '../src/events/http/resource.ts'
 import { createLogger } from '../src/logger.ts'
 import { createMetrics } from '../src/observability/metrics.ts'
+import { EVENTS } from '../src/resources.ts'
+import { createService } from '../src/service.ts'
 
 export const OPENAPI_YAML = new URL('../openapi.yaml', import.meta.url)
 export const OPENAPI_TYPES = new URL('../test/generated/openapi.ts', import.meta.url)
@@ -28,7 +29,7 @@ const noDatabase: Database = {
  * defaultNonNullable is off so that a request field with a default (status) stays optional for clients.
  */
 export async function generateOpenApi(): Promise<{ yaml: string; types: string }> {
-  const app = await buildApp({
+  const { app } = await createService({
     config: parseConfig({}),
     database: noDatabase,
     logger: createLogger('silent'),
@@ -48,7 +49,7 @@ if (import.meta.main) {
   const { yaml, types } = await generateOpenApi()
   writeFileSync(OPENAPI_YAML, yaml)
   writeFileSync(OPENAPI_TYPES, types)
-  // Made from the event schemas alone, as the service serves it.
-  writeFileSync(ASYNCAPI_YAML, ASYNCAPI.yaml)
+  // Made from the resources' event declarations alone, as the service serves it.
+  writeFileSync(ASYNCAPI_YAML, asyncApiOf(EVENTS).yaml)
   console.log(`wrote ${OPENAPI_YAML.pathname}, ${OPENAPI_TYPES.pathname} and ${ASYNCAPI_YAML.pathname}`)
 }

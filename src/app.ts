@@ -5,39 +5,34 @@ import Fastify, { type FastifyBaseLogger } from 'fastify'
 import { createAdmission } from './admission/admission.ts'
 import { createBudgets } from './admission/budgets.ts'
 import { trustOf } from './admission/client-address.ts'
+import { RPC_CALL } from './admission/operation.ts'
 import { createTokenVerifier } from './auth/tokens.ts'
-import { booksResource } from './books/http/resource.ts'
 import type { Config } from './config/config.ts'
 import type { Database } from './db/database.ts'
-import { eventsResource } from './events/http/resource.ts'
-import { type LivenessFastPath, livenessFastPath } from './health/liveness-fast-path.ts'
 import { healthRoutes } from './health/routes.ts'
-import { requireDeclaredAccess } from './http/pipeline/access.ts'
 import { registerAdmission } from './http/pipeline/admission.ts'
 import { answerProtocolErrors, refuseWithoutHost } from './http/pipeline/client-errors.ts'
 import { limitConnections } from './http/pipeline/connection-limits.ts'
 import { registerDrain } from './http/pipeline/drain.ts'
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './http/pipeline/errors.ts'
+import { type LivenessFastPath, livenessFastPath } from './http/pipeline/liveness-fast-path.ts'
 import { registerLoadShedding } from './http/pipeline/load-shedding.ts'
 import { trackRouteMethods } from './http/pipeline/method-not-allowed.ts'
 import { registerOpenApi } from './http/pipeline/openapi.ts'
+import { requireDeclaredOperations, routesServing } from './http/pipeline/operations.ts'
 import { registerBodyReadTimeout } from './http/pipeline/read-timeout.ts'
 import { requestIdFor } from './http/pipeline/request-id.ts'
 import { RequestLog } from './http/pipeline/request-log.ts'
 import { registerCors, registerSecurityHeaders } from './http/pipeline/security.ts'
 import { validatorCompiler } from './http/pipeline/validation.ts'
+import type { HttpResource } from './http/toolkit/resource.ts'
 import type { Logger } from './logger.ts'
 import { registerHttpMetrics, registerHttpTracing } from './observability/http.ts'
 import type { Metrics } from './observability/metrics.ts'
-import {
-  declaredAccess,
-  type GrpcServer,
-  readProcedures,
-  registerConnect,
-  startGrpcServer,
-} from './rpc/pipeline/doors.ts'
+import { declaredOperations, type GrpcServer, registerConnect, startGrpcServer } from './rpc/pipeline/doors.ts'
 import { healthService } from './rpc/pipeline/health.ts'
 import { reflectionService } from './rpc/pipeline/reflection.ts'
+import type { RpcResource } from './rpc/toolkit/resource.ts'
 
 /** The API as the OpenAPI document introduces it. */
 const API_INFO = {
@@ -55,13 +50,17 @@ const PLATFORM_TAGS = [
 ]
 
 export interface AppDependencies {
-  config: Pick<Config, 'server' | 'docs' | 'metrics' | 'tracing' | 'books' | 'cors' | 'auth' | 'rateLimit'>
+  config: Pick<Config, 'server' | 'docs' | 'metrics' | 'tracing' | 'cors' | 'auth' | 'rateLimit'>
   database: Database
   logger: Logger
   metrics: Metrics
+  /** The resources' doors, as the composition root (src/service.ts) built them. */
+  http: readonly HttpResource[]
+  rpc: readonly RpcResource[]
 }
 
-export async function buildApp({ config, database, logger, metrics }: AppDependencies) {
+/** The HTTP server and its pipeline, with every resource's routes and RPC services registered on it. */
+export async function buildApp({ config, database, logger, metrics, http: resources, rpc: services }: AppDependencies) {
   const { server } = config
   // Set once the drain exists, below; requests only arrive after listen().
   let liveness: LivenessFastPath | undefined
@@ -114,12 +113,8 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   registerErrorHandling(app)
   registerBodyReadTimeout(app, server.readTimeoutMs)
 
-  // What every route is checked against as it is added: its declared access, the document, the 405 routes.
-  const resources = [
-    booksResource({ database, requireIfMatch: config.books.requireIfMatch }),
-    eventsResource({ database, writeTimeoutMs: server.writeTimeoutMs }),
-  ]
-  requireDeclaredAccess(app)
+  // What every route is checked against as it is added: its declared operation, the document, the 405 routes.
+  requireDeclaredOperations(app)
   await registerOpenApi(app, {
     docs: config.docs.enabled,
     info: API_INFO,
@@ -162,11 +157,10 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
   })
   registerAdmission(app, admit)
 
-  await app.register(healthRoutes, { database, drain, metrics })
+  await app.register(healthRoutes, { database, isDraining: drain.isDraining, metrics })
   for (const resource of resources) await app.register(resource.routes, { prefix: resource.prefix })
 
   // The same resources over Protobuf, through the same stages as RPC interceptors (src/rpc/pipeline/).
-  const services = resources.flatMap((resource) => resource.rpc ?? [])
   // Health follows readiness; reflection describes what is served. Both only on the gRPC port, where the tools
   // that use them (grpcurl, buf curl, Kubernetes' gRPC probes) call.
   const health = healthService(
@@ -184,10 +178,10 @@ export async function buildApp({ config, database, logger, metrics }: AppDepende
     metrics: config.metrics.enabled ? metrics : undefined,
     traced: config.tracing.tracesUrl !== undefined,
     admit,
-    access: declaredAccess([...services, health, reflection]),
-    reads: readProcedures(services),
+    operations: declaredOperations([...services, health, reflection]),
   }
-  await registerConnect(app, services, rpc)
+  // Each call is admitted by the interceptor, with its method's operation; the routes themselves serve RPC_CALL.
+  await routesServing(app, RPC_CALL, () => registerConnect(app, services, rpc))
   const { grpcPort } = server
   if (grpcPort !== undefined) {
     let grpc: GrpcServer | undefined

@@ -1,17 +1,16 @@
 // Entry point: parse config, open the database, serve until SIGTERM/SIGINT, then drain and exit.
 import cluster from 'node:cluster'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildApp } from './app.ts'
 import { clusterMetrics, runPrimary } from './cluster.ts'
 import { describeConfig } from './config/config.ts'
 import { loadConfigOrExit } from './config/load.ts'
 import type { Database } from './db/database.ts'
 import { EmbeddedFolderError, isDatabaseUnavailable } from './db/errors.ts'
 import { openDatabase } from './db/open.ts'
-import { startEventsBackground } from './events/background.ts'
 import { createLogger, flushLogs, type Logger } from './logger.ts'
 import { createMetrics } from './observability/metrics.ts'
 import { startTracing } from './observability/tracing.ts'
+import { createService } from './service.ts'
 
 /**
  * Runs the start-up database step, waiting with capped exponential backoff while the database is unavailable,
@@ -71,15 +70,9 @@ async function main(): Promise<void> {
     }
   })
 
-  const app = await buildApp({ config, database, logger, metrics })
-  await app.listen({ host: config.server.host, port: config.server.port })
-  const events = startEventsBackground({
-    config: config.events,
-    database,
-    logger,
-    metrics: config.metrics.enabled ? metrics : undefined,
-    traced: tracing !== undefined,
-  })
+  const service = await createService({ config, database, logger, metrics })
+  const { app } = service
+  await service.start()
   // Pending migrations are only a warning here (the migrate Job applies them), so the check does not hold up
   // serving; it runs once the server listens.
   if (config.database.kind === 'postgres' && !config.database.migrateOnStart) {
@@ -104,8 +97,7 @@ async function main(): Promise<void> {
       app.server.closeAllConnections()
       void flushLogs(logger).then(() => process.exit(1))
     }, shutdownTimeoutMs)
-    await app.close()
-    await events.stop()
+    await service.close()
     await database.close()
     await tracing?.shutdown()
     clearTimeout(deadline)

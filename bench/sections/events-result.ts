@@ -119,7 +119,7 @@ export function eventsTable(events: EventsResult, settings: Settings): string[] 
     '### Events: the outbox',
     '',
     `Creates at ${settings.connections} connections (wrk; pgbench: clients), each run on an empty outbox. A create ` +
-      `writes its event in the same statement (a CTE: the book, then its row in book_events), so the event costs ` +
+      `writes its event in the same statement (a CTE: the book, then its row in the outbox), so the event costs ` +
       `the create what the database takes for that insert: the bare server runs the service's statement and the ` +
       `same statement without the event, the target's two figures. The service cannot leave its event out; its ` +
       `create is shown beside them, without a relay and with one publishing to a nats-server -js (its own, on ` +

@@ -49,13 +49,13 @@ export const events: Section = {
     const nats = await startNatsServer(context.workDir)
     // The outbox as the seed left it: empty, whatever earlier sections wrote to it.
     const freshStart = async () => {
-      await sql`TRUNCATE book_events`
+      await sql`TRUNCATE outbox`
       await database.reset()
     }
     const outboxNow = async (): Promise<OutboxAtEnd> => {
       const [row] = await sql<OutboxAtEnd[]>`
         SELECT count(*)::int AS events, (count(*) FILTER (WHERE published_at IS NULL))::int AS unpublished
-        FROM book_events`
+        FROM outbox`
       return row as OutboxAtEnd
     }
     const scripts = createScripts(context.workDir, settings.books)

@@ -7,28 +7,25 @@
 // (IPv6 by its /64, the block one host is usually given). Refused tokens count per address, and an address that has
 // spent that budget is refused before its token is even verified.
 import ipaddr from 'ipaddr.js'
-import type { Access } from '../auth/access.ts'
+import { allows } from '../auth/access.ts'
 import { bearerToken, missingScope, type Principal, TokenRejected, type TokenVerifier } from '../auth/tokens.ts'
 import type { Logger } from '../logger.ts'
 import type { BudgetState, Budgets } from './budgets.ts'
+import type { Operation } from './operation.ts'
 
 export interface Call {
   /** The client address (src/admission/client-address.ts). */
   client: string
   /** The Authorization header or metadata, as sent. */
   authorization: string | undefined
-  /** The operation's declared access; undefined for a call that reached no operation (a 404 or 405 to be). */
-  access: Access | undefined
-  /** The operation only reads (GET, HEAD, or a read method): AUTH_PUBLIC_READS lets it in without a token. */
-  read: boolean
-  /** Counted in the request budget. */
-  limited: boolean
+  /** The operation called, as its resource declares it (src/admission/operation.ts). */
+  operation: Operation
   log: Pick<Logger, 'info' | 'warn'>
 }
 
 export type Refusal =
   | { kind: 'unauthenticated'; detail: string; error?: 'invalid_token' | 'invalid_request' }
-  | { kind: 'forbidden'; detail: string; scope: string }
+  | { kind: 'forbidden'; detail: string; scopes: readonly string[] }
   | { kind: 'rate-limited'; detail: string; budget: BudgetState }
   | { kind: 'token-budget-spent'; detail: string; budget: BudgetState }
 
@@ -55,9 +52,9 @@ export function createAdmission(options: {
 
   /** The caller when it is known at once: anonymous where no token is needed, or a token verified before. */
   function knownCaller(call: Call): Principal | undefined | typeof PENDING {
-    const { access } = call
-    if (tokens === undefined || access === undefined || access.kind === 'public') return undefined
-    if (call.authorization === undefined) return publicReads && call.read ? undefined : PENDING
+    const { access, effect } = call.operation
+    if (tokens === undefined || access.kind === 'public') return undefined
+    if (call.authorization === undefined) return publicReads && effect === 'read' ? undefined : PENDING
     const token = bearerToken(call.authorization)
     return (token === undefined ? undefined : tokens.remembered(token)) ?? PENDING
   }
@@ -95,7 +92,7 @@ export function createAdmission(options: {
   /** The rest of the step once the caller is known: its request budget, then the refusal or the access check. */
   async function count(call: Call, principal: Principal | undefined, refusal: Refusal | undefined): Promise<Admission> {
     let budget: BudgetState | undefined
-    if (call.limited && requests !== undefined) {
+    if (limited(call) && requests !== undefined) {
       // Every call is counted, refused ones included: by its subject when it has one, else by its address.
       const taken = await requests.take(principal === undefined ? addressKey(call.client) : `sub:${principal.subject}`)
       budget = taken
@@ -108,7 +105,7 @@ export function createAdmission(options: {
   return (call) => {
     // The usual calls are decided without a promise: no budget to count, and no token or one verified before.
     const known = knownCaller(call)
-    if (known !== PENDING && !(call.limited && requests !== undefined)) {
+    if (known !== PENDING && !(limited(call) && requests !== undefined)) {
       return decide(call, known, undefined, undefined)
     }
     // PENDING only comes with a verifier.
@@ -121,6 +118,8 @@ export function createAdmission(options: {
 
 const PENDING = Symbol('pending')
 
+const limited = (call: Call) => call.operation.limit === 'api'
+
 function decide(
   call: Call,
   principal: Principal | undefined,
@@ -128,10 +127,10 @@ function decide(
   budget: BudgetState | undefined,
 ): Admission {
   if (refusal !== undefined) return { refusal, principal, budget }
-  const { access } = call
-  if (principal !== undefined && access?.kind === 'scope' && !principal.scopes.has(access.scope)) {
+  const { access } = call.operation
+  if (principal !== undefined && access.kind === 'scope' && !allows(access, principal.scopes)) {
     return {
-      refusal: { kind: 'forbidden', detail: missingScope(access.scope), scope: access.scope },
+      refusal: { kind: 'forbidden', detail: missingScope(access.scopes), scopes: access.scopes },
       principal,
       budget,
     }

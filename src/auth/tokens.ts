@@ -106,4 +106,4 @@ export async function createTokenVerifier(config: JwtConfig): Promise<TokenVerif
 }
 
 /** The detail of a refusal for want of a scope: one text for every door and for the documents. */
-export const missingScope = (scope: string) => `the token lacks the ${scope} scope`
+export const missingScope = (scopes: readonly string[]) => `the token lacks the ${scopes.join(' or ')} scope`

@@ -2,7 +2,7 @@
 // No transport here: outcomes are values, and versions are numbers. The REST adapter (src/books/http/) maps them
 // to statuses, ETags and problem answers; another transport maps them its own way.
 import { createHash } from 'node:crypto'
-import type { Database } from '../db/database.ts'
+import type { Database, Queryable } from '../db/database.ts'
 import { type Cursor, decodeCursor } from './cursor.ts'
 import { type CountMethod, createBooksRepository, type ListPage, type StoredBook } from './repository.ts'
 import type { BookInput, BookReplacement, ListQuery } from './schemas.ts'
@@ -115,10 +115,10 @@ export function createBooks(database: Database) {
     },
 
     /**
-     * Forgets idempotency keys past their 24 hours: how many, or undefined when another replica is sweeping.
-     * Lookups ignore expired keys anyway; the sweep only keeps the table small.
+     * Forgets idempotency keys past their 24 hours, in `tx` (the job's, which holds its lock): how many. Lookups
+     * ignore expired keys anyway; the sweep only keeps the table small.
      */
-    sweepExpiredIdempotencyKeys: (): Promise<number | undefined> => repository.deleteExpiredIdempotencyKeys(),
+    sweepExpiredIdempotencyKeys: (tx: Queryable): Promise<number> => repository.deleteExpiredIdempotencyKeys(tx),
   }
 }
 export type Books = ReturnType<typeof createBooks>

@@ -1,27 +1,111 @@
 // The books SQL. Every statement is written out here; `undefined` means "no such book". Each write also records its
-// event in the outbox (book_events) in the same statement, so a change and its event commit or roll back together.
+// event in the outbox in the same statement, so a change and its event commit or roll back together. The book's
+// shape is written once, in FIELDS: the statements' column lists, the row's mapping to the API's Book, the input's
+// parameters and an event's data all follow from it.
 import { v7 as uuidv7 } from 'uuid'
 import type { Database, Queryable } from '../db/database.ts'
-import { BOOK_EVENT_TYPES } from '../events/cloudevents.ts'
-import { activeTraceparent } from '../events/trace-context.ts'
+import { eventParameters, withEvent } from '../events/outbox.ts'
 import type { Cursor } from './cursor.ts'
+import { BOOK_EVENTS } from './events.ts'
 import { type Book, type BookInput, DEFAULT_STATUS, type ListQuery } from './schemas.ts'
 
-/** A row of the books table as the drivers return it. */
-interface BookRow {
-  id: string
-  version: number
-  created_at: Date
-  updated_at: Date
-  published_date: string
-  status: Book['status']
-  title: string
-  author: string
-  image_url: string | null
-  description: string | null
+/** How a column's value reads: in the API's Book, from the value the drivers return, and in an event's data (SQL). */
+interface Reading {
+  fromRow(value: unknown): unknown
+  json(column: string): string
 }
 
-const COLUMNS = 'id, version, created_at, updated_at, published_date, status, title, author, image_url, description'
+/** As the drivers return it, which is as the API shows it: a uuid, text, an enum's label, a date (as text). */
+const AS_STORED: Reading = { fromRow: (value) => value, json: (column) => column }
+
+/** An instant: in UTC to the millisecond, the precision of the API's timestamps. */
+const TIMESTAMP: Reading = {
+  fromRow: (value) => (value as Date).toISOString(),
+  // The colons are quoted for pgbench (see SORT_KEYS).
+  json: (column) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.MS"Z"')`,
+}
+
+/** Input the schema requires. */
+const REQUIRED = { required: true } as const
+/** An optional text field: null when the input leaves it out. */
+const OPTIONAL = { default: null } as const
+
+/** A write's parameter named as the column, which the write's caller gives (a create's id). */
+const PARAMETER = Symbol('parameter')
+
+/** One column of books. */
+interface Field {
+  column: string
+  /** Its member in the API's Book when named otherwise; null when the Book has none. */
+  member?: string | null
+  /** Set by a create and a replace from the input, to `default` when the input leaves it out and may. */
+  input?: typeof REQUIRED | { default: unknown }
+  /** What a create writes, unless from the input: SQL, or the write's PARAMETER. Left out: the column's default. */
+  insert?: string | typeof PARAMETER
+  /** What a replace writes, unless from the input: SQL over the row before the replace. Left out: unchanged. */
+  update?: string
+  /** How it reads; AS_STORED unless told. */
+  reading?: Reading
+}
+
+/**
+ * The book's shape: every column of books, in the order of the Book's members (its JSON's order). The column list,
+ * the insert's columns and values, the update's SET list, the row's mapping to the Book, the input's parameters and
+ * an event's data follow from it. A new optional text field is one more `{ column: '…', input: OPTIONAL }`.
+ */
+const FIELDS = [
+  // A UUID v7 the service makes; never changed.
+  { column: 'id', insert: PARAMETER },
+  { column: 'title', input: REQUIRED },
+  { column: 'author', input: REQUIRED },
+  { column: 'published_date', input: REQUIRED },
+  { column: 'status', input: { default: DEFAULT_STATUS } },
+  { column: 'image_url', input: OPTIONAL },
+  { column: 'description', input: OPTIONAL },
+  { column: 'created_at', insert: 'now()', reading: TIMESTAMP },
+  // greatest(): updated_at moves forward on every update, even within one clock tick.
+  {
+    column: 'updated_at',
+    insert: 'now()',
+    update: "greatest(now(), updated_at + interval '1 millisecond')",
+    reading: TIMESTAMP,
+  },
+  // Moved on by every write (the ETag), beside the Book rather than in it (StoredBook). A create leaves it at 1.
+  { column: 'version', member: null, update: 'version + 1' },
+] as const satisfies readonly Field[]
+
+type ShapeField = (typeof FIELDS)[number]
+type MemberOf<F> = F extends { member: null }
+  ? never
+  : F extends { member: infer M }
+    ? M
+    : F extends { column: infer C }
+      ? C
+      : never
+type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+/** No constraint when FIELDS name the Book's members and the input's, no more and no fewer; else a type error. */
+type MatchingSchemas = [
+  SameKeys<MemberOf<ShapeField>, keyof Book>,
+  SameKeys<MemberOf<Extract<ShapeField, { input: object }>>, keyof BookInput>,
+] extends [true, true]
+  ? unknown
+  : { 'FIELDS must name every member of Book and of BookInput, and no other': never }
+
+/** A row of the books table as the drivers return it. */
+type BookRow = Record<ShapeField['column'], unknown> & { id: string; version: number }
+
+const fields: readonly Field[] & MatchingSchemas = FIELDS
+const memberOf = (field: Field) => field.member ?? field.column
+const readingOf = (field: Field) => field.reading ?? AS_STORED
+/** The Book's members, each with its column and how it reads. */
+const BOOK_MEMBERS = fields.flatMap((field) =>
+  field.member === null ? [] : [{ column: field.column, member: memberOf(field), reading: readingOf(field) }],
+)
+const INPUT_FIELDS = fields.filter((field) => field.input !== undefined)
+/** The columns a create writes: those the input sets, and those with an `insert`. */
+const INSERTED = fields.filter((field) => field.input !== undefined || field.insert !== undefined)
+
+const COLUMNS = fields.map((field) => field.column).join(', ')
 
 /** A book and its version, which every write moves on by one. */
 export interface StoredBook {
@@ -64,29 +148,39 @@ function toStoredBook(row: BookRow): StoredBook {
 }
 
 function toBook(row: BookRow): Book {
-  return {
-    id: row.id,
-    title: row.title,
-    author: row.author,
-    published_date: row.published_date,
-    status: row.status,
-    image_url: row.image_url,
-    description: row.description,
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString(),
+  const book: Record<string, unknown> = {}
+  for (const { column, member, reading } of BOOK_MEMBERS) {
+    book[member] = reading.fromRow(row[column as ShapeField['column']])
   }
+  return book as Book
 }
 
-/** The statement parameters for a book's input fields, in the order the statements below use them. */
-export function inputValues(input: BookInput): unknown[] {
-  return [
-    input.title,
-    input.author,
-    input.published_date,
-    input.status ?? DEFAULT_STATUS,
-    input.image_url ?? null,
-    input.description ?? null,
-  ]
+/**
+ * A create's answer as stored for its idempotency key, as a Book: a member the answer lacks, one added since it was
+ * stored, reads as its input's default (as the column does for the books written before it).
+ */
+function storedAnswer(body: string): Book {
+  const stored = JSON.parse(body) as Record<string, unknown>
+  const book: Record<string, unknown> = {}
+  for (const field of fields) {
+    if (field.member === null) continue
+    const member = memberOf(field)
+    if (member in stored) book[member] = stored[member]
+    else if (field.input !== undefined && 'default' in field.input) book[member] = field.input.default
+  }
+  return book as Book
+}
+
+/** The parameters that a book's input sets, by column: the input's value, or its field's default. */
+function inputParameters(input: BookInput): Record<string, unknown> {
+  const given = input as Record<string, unknown>
+  const values: Record<string, unknown> = {}
+  for (const field of INPUT_FIELDS) {
+    const value = given[memberOf(field)]
+    values[field.column] =
+      field.input !== undefined && 'default' in field.input ? (value ?? field.input.default) : value
+  }
+  return values
 }
 
 /** The key under which an Idempotency-Key is stored: who sent it, the key, and a digest of the request. */
@@ -102,80 +196,144 @@ export type CreateOnceOutcome =
   | { outcome: 'in_flight' }
   | { outcome: 'key_reused' }
 
-/** The parameters that every write appends for its event: the event's id, and the trace it belongs to. */
-function eventValues(): [string, string | null] {
-  return [uuidv7(), activeTraceparent()]
+/** Hands out a statement's placeholders: the placeholder of a named parameter. */
+type Placeholder = (name: string) => string
+
+/**
+ * A statement whose placeholders are numbered as its text is written: `$(name)` gives $1 to the first parameter
+ * named, $2 to the next, and the same placeholder again to a name used again. `parameters` lists named values in
+ * the placeholders' order.
+ */
+function numbered(write: ($: Placeholder) => string) {
+  const names: string[] = []
+  const text = write((name) => {
+    if (!names.includes(name)) names.push(name)
+    return `$${names.indexOf(name) + 1}`
+  })
+  return {
+    text,
+    parameters(values: Readonly<Record<string, unknown>>): unknown[] {
+      return names.map((name) => {
+        if (!(name in values)) throw new Error(`no value for the parameter ${name} of ${text}`)
+        return values[name]
+      })
+    },
+  }
 }
 
-async function insertBook(db: Queryable, input: BookInput): Promise<StoredBook> {
-  const [row] = await db.query<BookRow>(BOOK_SQL.insert, [uuidv7(), ...inputValues(input), ...eventValues()])
-  return toStoredBook(row as BookRow)
-}
+/** The values of a create's columns (INSERTED): the input's parameters, the write's own, or SQL. */
+const insertValues = ($: Placeholder) =>
+  INSERTED.map((field) => (typeof field.insert === 'string' ? field.insert : $(field.column))).join(', ')
 
-// Milliseconds, the precision of the API's timestamps. The colons are quoted for pgbench (see SORT_KEYS).
-const ISO_MILLISECONDS = `'YYYY-MM-DD"T"HH24":"MI":"SS.MS"Z"'`
+/** A replace's SET list, one column a line: the input's parameters, and what the others' `update` writes. */
+const assignments = ($: Placeholder) =>
+  fields
+    .flatMap((field) => {
+      const value = field.input !== undefined ? $(field.column) : field.update
+      return value === undefined ? [] : [`${field.column} = ${value}`]
+    })
+    .join(',\n           ')
+
+/** Whether the row is at one of the expected versions; at any, when none are expected (null). */
+const atExpectedVersions = ($: Placeholder) => {
+  const versions = $('expectedVersions')
+  return `(${versions}::int[] IS NULL OR version = ANY(${versions}::int[]))`
+}
 
 /** The book as the API shows it (toBook), built in SQL from the written row: an event's data. */
-const BOOK_JSON = `jsonb_build_object(
-       'id', id, 'title', title, 'author', author, 'published_date', published_date, 'status', status,
-       'image_url', image_url, 'description', description,
-       'created_at', to_char(created_at AT TIME ZONE 'UTC', ${ISO_MILLISECONDS}),
-       'updated_at', to_char(updated_at AT TIME ZONE 'UTC', ${ISO_MILLISECONDS}))`
+const BOOK_JSON = `jsonb_build_object(${BOOK_MEMBERS.map(
+  ({ column, member, reading }) => `\n                '${member}', ${reading.json(column)}`,
+).join(',')})`
+
+/** The event a write of a book records: about the written row, at its version, the book as its data. */
+const BOOK_EVENT = { aggregate: BOOK_EVENTS.aggregate, id: 'id', version: 'version', data: BOOK_JSON }
+
+/** The answer of a write, and its event's id and traceparent, which eventParameters() fills in. */
+const answerAndEvent = ($: Placeholder) => ({
+  select: COLUMNS,
+  eventId: $('eventId'),
+  traceparent: $('traceparent'),
+})
+
+const insert = numbered(($) =>
+  withEvent(
+    `INSERT INTO books (${INSERTED.map(({ column }) => column).join(', ')})
+       VALUES (${insertValues($)})
+       RETURNING ${COLUMNS}`,
+    { ...BOOK_EVENT, type: BOOK_EVENTS.changes.created.type },
+    answerAndEvent($),
+  ),
+)
+
+const update = numbered(($) =>
+  withEvent(
+    `UPDATE books
+       SET ${assignments($)}
+       WHERE id = ${$('id')} AND ${atExpectedVersions($)}
+       RETURNING ${COLUMNS}`,
+    { ...BOOK_EVENT, type: BOOK_EVENTS.changes.updated.type },
+    answerAndEvent($),
+  ),
+)
+
+const remove = numbered(($) =>
+  withEvent(
+    `DELETE FROM books WHERE id = ${$('id')} AND ${atExpectedVersions($)}
+       RETURNING ${COLUMNS}`,
+    // A delete's event sorts after the book's last change: its bookversion is one past the last version, which
+    // its data names.
+    {
+      ...BOOK_EVENT,
+      type: BOOK_EVENTS.changes.deleted.type,
+      version: 'version + 1',
+      data: `jsonb_build_object('id', id, 'version', version)`,
+    },
+    answerAndEvent($),
+  ),
+)
 
 /**
- * A write and its event as one statement: `change` returns the written row, the event is inserted from it (so a
- * write that matched no row records none), and the statement answers with the row. The event's id and traceparent
- * are the two parameters after the write's own.
- */
-function withEvent(change: string, type: string, data: string, version: string, next: number): string {
-  return `WITH changed AS (
-       ${change}
-     ), event AS (
-       INSERT INTO book_events (id, type, book_id, book_version, traceparent, data)
-       SELECT $${next}::uuid, '${type}', id, ${version}, $${next + 1}::text, ${data} FROM changed
-     )
-     SELECT ${COLUMNS} FROM changed`
-}
-
-/**
- * The fixed statements; exported so that the benchmark (bench/) runs exactly these. insert takes the book's id and
- * input, then the event's id and traceparent ($8, $9); update the id, input and expected versions, then the
- * event's ($9, $10); delete the id and expected versions, then the event's ($3, $4).
+ * The fixed statements; exported so that the benchmark (bench/) runs exactly these. findById takes the id; the
+ * writes take what insertParameters, updateParameters and deleteParameters list.
  */
 export const BOOK_SQL = {
   findById: `SELECT ${COLUMNS} FROM books WHERE id = $1`,
-  insert: withEvent(
-    `INSERT INTO books (id, created_at, updated_at, title, author, published_date, status, image_url, description)
-       VALUES ($1, now(), now(), $2, $3, $4, $5, $6, $7)
-       RETURNING ${COLUMNS}`,
-    BOOK_EVENT_TYPES.created,
-    BOOK_JSON,
-    'version',
-    8,
-  ),
-  // greatest(): updated_at moves forward on every update, even within one clock tick.
-  update: withEvent(
-    `UPDATE books
-       SET title = $2, author = $3, published_date = $4, status = $5, image_url = $6, description = $7,
-           version = version + 1, updated_at = greatest(now(), updated_at + interval '1 millisecond')
-       WHERE id = $1 AND ($8::int[] IS NULL OR version = ANY($8::int[]))
-       RETURNING ${COLUMNS}`,
-    BOOK_EVENT_TYPES.updated,
-    BOOK_JSON,
-    'version',
-    9,
-  ),
-  // A delete's event sorts after the book's last change: its bookversion is one past the last version, which
-  // its data names.
-  delete: withEvent(
-    `DELETE FROM books WHERE id = $1 AND ($2::int[] IS NULL OR version = ANY($2::int[]))
-       RETURNING ${COLUMNS}`,
-    BOOK_EVENT_TYPES.deleted,
-    `jsonb_build_object('id', id, 'version', version)`,
-    'version + 1',
-    3,
-  ),
+  insert: insert.text,
+  update: update.text,
+  delete: remove.text,
 } as const
+
+/** What a write's event takes: its id, and the trace it belongs to. */
+export type EventParameters = ReturnType<typeof eventParameters>
+
+/** BOOK_SQL.insert's parameters: the new book's id and input, and its event's. */
+export function insertParameters(id: string, input: BookInput, event: EventParameters = eventParameters()) {
+  return insert.parameters({ id, ...inputParameters(input), ...event })
+}
+
+/** BOOK_SQL.update's parameters: the book's id, its new input, the versions it must be at (any: none), its event's. */
+export function updateParameters(
+  id: string,
+  input: BookInput,
+  expectedVersions: number[] | undefined,
+  event: EventParameters = eventParameters(),
+) {
+  return update.parameters({ id, ...inputParameters(input), expectedVersions: expectedVersions ?? null, ...event })
+}
+
+/** BOOK_SQL.delete's parameters: the book's id, the versions it must be at (any: none), and its event's. */
+export function deleteParameters(
+  id: string,
+  expectedVersions: number[] | undefined,
+  event: EventParameters = eventParameters(),
+) {
+  return remove.parameters({ id, expectedVersions: expectedVersions ?? null, ...event })
+}
+
+async function insertBook(db: Queryable, input: BookInput): Promise<StoredBook> {
+  const [row] = await db.query<BookRow>(BOOK_SQL.insert, insertParameters(uuidv7(), input))
+  return toStoredBook(row as BookRow)
+}
 
 /** Expired keys deleted per statement, so that one sweep never holds many row locks at once. */
 const SWEEP_BATCH = 5000
@@ -193,8 +351,6 @@ export const IDEMPOTENCY_SQL = {
      ON CONFLICT (caller, key) DO UPDATE
      SET created_at = now(), status_code = 201, request_hash = $3, response_body = $4,
          response_version = $5::int, response_etag = '"' || $5::int || '"'`,
-  // One replica at a time: the lock is the transaction's, so it goes with a crash or a pooler's reassignment.
-  lockSweep: "SELECT pg_try_advisory_xact_lock(hashtextextended('myapp:idempotency-sweep', 0)) AS locked",
   deleteExpired: `DELETE FROM idempotency_keys
      WHERE (caller, key) IN (
        SELECT caller, key FROM idempotency_keys
@@ -298,6 +454,16 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (character) => `\\${character}`)
 }
 
+/** Deletes the expired idempotency keys in `tx`, in batches: how many. */
+async function deleteExpiredKeys(tx: Queryable): Promise<number> {
+  let deleted = 0
+  for (;;) {
+    const rows = await tx.query(IDEMPOTENCY_SQL.deleteExpired, [SWEEP_BATCH])
+    deleted += rows.length
+    if (rows.length < SWEEP_BATCH) return deleted
+  }
+}
+
 export function createBooksRepository(db: Database) {
   return {
     async findById(id: string): Promise<StoredBook | undefined> {
@@ -326,7 +492,7 @@ export function createBooksRepository(db: Database) {
         if (previous !== undefined) {
           if (previous.request_hash !== claim.requestHash) return { outcome: 'key_reused' }
           // Only a creation is ever stored: failures roll the transaction back and leave the key free.
-          const book = JSON.parse(previous.response_body) as Book
+          const book = storedAnswer(previous.response_body)
           return { outcome: 'replayed', book: { book, version: previous.response_version } }
         }
         const stored = await insertBook(tx, input)
@@ -341,39 +507,20 @@ export function createBooksRepository(db: Database) {
       })
     },
 
-    /**
-     * Forgets idempotency keys older than 24 hours, in batches; returns how many, or undefined when another
-     * replica holds the sweep's lock and is sweeping now.
-     */
-    async deleteExpiredIdempotencyKeys(): Promise<number | undefined> {
-      return db.transaction(async (tx) => {
-        const [lock] = await tx.query<{ locked: boolean }>(IDEMPOTENCY_SQL.lockSweep)
-        if (lock?.locked !== true) return undefined
-        let deleted = 0
-        for (;;) {
-          const rows = await tx.query(IDEMPOTENCY_SQL.deleteExpired, [SWEEP_BATCH])
-          deleted += rows.length
-          if (rows.length < SWEEP_BATCH) return deleted
-        }
-      })
-    },
+    /** Forgets idempotency keys older than 24 hours, in batches, in `tx` (the sweep job's): how many. */
+    deleteExpiredIdempotencyKeys: deleteExpiredKeys,
 
     /**
      * Replaces a book's fields. With `expectedVersions` (from If-Match) the write happens only while the book is
      * at one of them, checked in the same statement, so of two racing writers exactly one wins.
      */
     async update(id: string, input: BookInput, expectedVersions?: number[]): Promise<WriteOutcome<StoredBook>> {
-      const [row] = await db.query<BookRow>(BOOK_SQL.update, [
-        id,
-        ...inputValues(input),
-        expectedVersions ?? null,
-        ...eventValues(),
-      ])
+      const [row] = await db.query<BookRow>(BOOK_SQL.update, updateParameters(id, input, expectedVersions))
       return row ? { outcome: 'done', value: toStoredBook(row) } : this.missOutcome(id)
     },
 
     async delete(id: string, expectedVersions?: number[]): Promise<WriteOutcome<undefined>> {
-      const rows = await db.query(BOOK_SQL.delete, [id, expectedVersions ?? null, ...eventValues()])
+      const rows = await db.query(BOOK_SQL.delete, deleteParameters(id, expectedVersions))
       return rows.length > 0 ? { outcome: 'done', value: undefined } : this.missOutcome(id)
     },
 

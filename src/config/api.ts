@@ -24,7 +24,7 @@ export type ApiEnv = Static<typeof ApiEnvSchema>
 export function apiConfig(env: ApiEnv) {
   return {
     docs: { enabled: env.DOCS_ENABLED },
-    books: { requireIfMatch: env.REQUIRE_IF_MATCH },
+    writes: { requireIfMatch: env.REQUIRE_IF_MATCH },
     cors: { origins: env.CORS_ALLOWED_ORIGINS.split(',').filter((origin) => origin !== '') },
   }
 }

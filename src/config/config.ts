@@ -85,13 +85,13 @@ function toConfig(env: Env) {
   const { server, timeZone } = serverConfig(env)
   const { log, metrics, tracing } = observabilityConfig(env)
   const { auth, environment } = authConfig(env)
-  const { docs, books, cors } = apiConfig(env)
+  const { docs, writes, cors } = apiConfig(env)
   return {
     server,
     log,
     database: databaseConfig(env),
     docs,
-    books,
+    writes,
     auth,
     environment,
     rateLimit: rateLimitConfig(env),

@@ -1,13 +1,58 @@
-// The outbox SQL: what the relay and the feed read from book_events, and the retention sweep. The rows themselves
-// are inserted by the books' writes (src/books/repository.ts), in the same statement as the change.
+// The outbox SQL: how a resource's write records its event in the same statement as the change, what the relay and
+// the feed read, and the retention sweep. One table holds every resource's events, each naming its aggregate (the
+// resource's kind and id).
+import { v7 as uuidv7 } from 'uuid'
 import type { Database, Queryable } from '../db/database.ts'
+import type { Job } from '../jobs/jobs.ts'
 import type { OutboxBacklog } from '../observability/metrics.ts'
-import { type BookEvent, type EventRow, toCloudEvent } from './cloudevents.ts'
+import type { CloudEvent, EventCatalog, EventRow } from './cloudevents.ts'
+import { activeTraceparent } from './trace-context.ts'
+
+/** What a write records about each row it changed: SQL expressions over that row (the CTE `changed`). */
+export interface EventOfChange {
+  /** The resource's aggregate type, e.g. 'book'. */
+  aggregate: string
+  /** The CloudEvents type. */
+  type: string
+  /** The aggregate's id, e.g. `id`. */
+  id: string
+  /** The version the change left the aggregate at, e.g. `version`. */
+  version: string
+  /** The event's data as a jsonb expression. */
+  data: string
+}
+
+/**
+ * A write and its event as one statement: `change` (a data-modifying statement with RETURNING) runs first, one
+ * event is inserted per row it returned (so a write that matched no row records none), and the statement answers
+ * `select` over those rows. `eventId` and `traceparent` are the placeholders that eventParameters() fills.
+ */
+export function withEvent(
+  change: string,
+  event: EventOfChange,
+  { select, eventId, traceparent }: { select: string; eventId: string; traceparent: string },
+): string {
+  return `WITH changed AS (
+       ${change}
+     ), event AS (
+       INSERT INTO outbox (id, aggregate_type, type, aggregate_id, aggregate_version, traceparent, data)
+       SELECT ${eventId}::uuid, '${event.aggregate}', '${event.type}', ${event.id}, ${event.version}, ${traceparent}::text,
+              ${event.data}
+       FROM changed
+     )
+     SELECT ${select} FROM changed`
+}
+
+/** The values of a write's eventId and traceparent placeholders: a new UUID v7, and the active trace. */
+export function eventParameters(): { eventId: string; traceparent: string | null } {
+  return { eventId: uuidv7(), traceparent: activeTraceparent() }
+}
 
 // bigint and xid8 as text, which both drivers give exactly. The statements below order by the qualified columns:
 // a bare name would be this text, and sort "10" before "9".
 const EVENT_COLUMNS =
-  'position::text AS position, xid::text AS xid, id, type, book_id, book_version, occurred_at, traceparent, data'
+  'position::text AS position, xid::text AS xid, id, type, aggregate_type, aggregate_id, aggregate_version, ' +
+  'occurred_at, traceparent, data'
 
 /** Rows deleted per statement, so that one sweep never holds many row locks at once. */
 const SWEEP_BATCH = 5000
@@ -23,33 +68,34 @@ export const OUTBOX_SQL = {
   // own elapsed time to that, so no skew between the two hosts' clocks enters the lag.
   unpublished: `SELECT ${EVENT_COLUMNS},
        extract(epoch FROM clock_timestamp() - occurred_at)::float8 AS waited_seconds
-     FROM book_events
+     FROM outbox
      WHERE published_at IS NULL
-     ORDER BY book_events.position
+     ORDER BY outbox.position
      LIMIT $1`,
   // By position, never by range: a row below the last one read may have committed since, unpublished.
-  markPublished: 'UPDATE book_events SET published_at = now() WHERE position = ANY($1::bigint[])',
+  markPublished: 'UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])',
   // Transaction ids below the oldest one still running are final: no event can appear among them any more, so a
   // cursor that has passed them never misses one.
-  feedAfter: `SELECT ${EVENT_COLUMNS} FROM book_events
+  // $4: the aggregates the reader may see, or null for all of them.
+  feedAfter: `SELECT ${EVENT_COLUMNS} FROM outbox
      WHERE (xid, position) > ($1::text::xid8, $2::bigint)
        AND xid < pg_snapshot_xmin(pg_current_snapshot())
-     ORDER BY book_events.xid, book_events.position
+       AND ($4::text[] IS NULL OR aggregate_type = ANY($4::text[]))
+     ORDER BY outbox.xid, outbox.position
      LIMIT $3`,
   // What a scrape reads, both parts from the partial index on the unpublished rows. The age is that of the first in
   // position order: the one the relay publishes next, and so the one it is stuck on when it is.
   backlog: `SELECT
        (SELECT count(*)::int FROM (
-          SELECT FROM book_events WHERE published_at IS NULL ORDER BY book_events.position LIMIT $1
+          SELECT FROM outbox WHERE published_at IS NULL ORDER BY outbox.position LIMIT $1
         ) AS unpublished) AS depth,
-       coalesce((SELECT extract(epoch FROM clock_timestamp() - occurred_at)::float8 FROM book_events
-          WHERE published_at IS NULL ORDER BY book_events.position LIMIT 1), 0) AS oldest_age_seconds`,
-  cursorAt: 'SELECT xid::text AS xid, position::text AS position FROM book_events WHERE position = $1::bigint',
-  lockSweep: "SELECT pg_try_advisory_xact_lock(hashtextextended('myapp:events-sweep', 0)) AS locked",
+       coalesce((SELECT extract(epoch FROM clock_timestamp() - occurred_at)::float8 FROM outbox
+          WHERE published_at IS NULL ORDER BY outbox.position LIMIT 1), 0) AS oldest_age_seconds`,
+  cursorAt: 'SELECT xid::text AS xid, position::text AS position FROM outbox WHERE position = $1::bigint',
   // With a relay, an event is kept until published, however old.
-  deleteExpired: `DELETE FROM book_events
+  deleteExpired: `DELETE FROM outbox
      WHERE position IN (
-       SELECT position FROM book_events
+       SELECT position FROM outbox
        WHERE occurred_at < now() - make_interval(secs => $1::double precision / 1000)
          AND (published_at IS NOT NULL OR NOT $2::boolean)
        ORDER BY position
@@ -73,10 +119,10 @@ export interface UnpublishedRow extends EventRow {
 
 export interface FeedEntry {
   position: string
-  event: BookEvent
+  event: CloudEvent
 }
 
-export function createOutbox(database: Database) {
+export function createOutbox(database: Database, catalog: EventCatalog) {
   return {
     /**
      * Where a reader that last saw the event at `position` goes on from; the start when it saw none, or when that
@@ -88,12 +134,24 @@ export function createOutbox(database: Database) {
       return row ?? FEED_START
     },
 
-    /** Up to `limit` events after `cursor`, in transaction order, and the cursor after them. */
-    async readAfter(cursor: FeedCursor, limit: number): Promise<{ entries: FeedEntry[]; cursor: FeedCursor }> {
-      const rows = await database.query<EventRow>(OUTBOX_SQL.feedAfter, [cursor.xid, cursor.position, limit])
+    /**
+     * Up to `limit` events after `cursor`, in transaction order, and the cursor after them; only of `aggregates`
+     * when given.
+     */
+    async readAfter(
+      cursor: FeedCursor,
+      limit: number,
+      aggregates?: readonly string[],
+    ): Promise<{ entries: FeedEntry[]; cursor: FeedCursor }> {
+      const rows = await database.query<EventRow>(OUTBOX_SQL.feedAfter, [
+        cursor.xid,
+        cursor.position,
+        limit,
+        aggregates === undefined ? null : [...aggregates],
+      ])
       const last = rows.at(-1)
       return {
-        entries: rows.map((row) => ({ position: row.position, event: toCloudEvent(row) })),
+        entries: rows.map((row) => ({ position: row.position, event: catalog.toCloudEvent(row) })),
         cursor: last === undefined ? cursor : { xid: last.xid, position: last.position },
       }
     },
@@ -105,26 +163,31 @@ export function createOutbox(database: Database) {
       ])
       return { depth: row?.depth ?? 0, oldestAgeSeconds: row?.oldest_age_seconds ?? 0 }
     },
-
-    /**
-     * Deletes events older than `retentionMs` (with a relay, only published ones), in batches; how many, or
-     * undefined when another replica is sweeping.
-     */
-    sweep(retentionMs: number, { relayed }: { relayed: boolean }): Promise<number | undefined> {
-      return database.transaction(async (tx) => {
-        const [lock] = await tx.query<{ locked: boolean }>(OUTBOX_SQL.lockSweep)
-        if (lock?.locked !== true) return undefined
-        let deleted = 0
-        for (;;) {
-          const rows = await tx.query(OUTBOX_SQL.deleteExpired, [retentionMs, relayed, SWEEP_BATCH])
-          deleted += rows.length
-          if (rows.length < SWEEP_BATCH) return deleted
-        }
-      })
-    },
   }
 }
 export type Outbox = ReturnType<typeof createOutbox>
+
+const SWEEP_MS = 10 * 60_000
+
+/**
+ * The job that keeps the outbox to its retention: deletes events older than `retentionMs` (with a relay, only
+ * published ones), in batches.
+ */
+export function outboxSweep(retentionMs: number, { relayed }: { relayed: boolean }): Job {
+  return {
+    name: 'events-sweep',
+    everyMs: SWEEP_MS,
+    counts: 'expired events deleted from the outbox',
+    async run(tx) {
+      let deleted = 0
+      for (;;) {
+        const rows = await tx.query(OUTBOX_SQL.deleteExpired, [retentionMs, relayed, SWEEP_BATCH])
+        deleted += rows.length
+        if (rows.length < SWEEP_BATCH) return deleted
+      }
+    },
+  }
+}
 
 /** The relay's side of the outbox, inside its batch transaction. */
 export const relayBatch = {

@@ -1,8 +1,8 @@
-// The outbox relay: publishes the book_events rows to NATS JetStream, at least once and in position order, with
-// the event id as Nats-Msg-Id so that JetStream's duplicate window drops a re-send. One relay publishes at a time
+// The outbox relay: publishes the outbox's rows to NATS JetStream, each to its resource's stream and subject, at
+// least once and in position order, with the event id as Nats-Msg-Id so that JetStream's duplicate window drops a re-send. One relay publishes at a time
 // across replicas: each batch runs in a transaction that holds an advisory lock, reads the oldest unpublished rows,
-// publishes them all at once, each to be stored only right after the one before it (JetStream's expected last
-// sequence), so that none overtakes one that failed, and marks those acknowledged. With NATS unreachable the writes
+// publishes them all at once, each to be stored only right after the one before it in its stream (JetStream's
+// expected last sequence), so that none overtakes one that failed, and marks those acknowledged. With NATS unreachable the writes
 // go on; the rows wait, and flow once it is back.
 //
 // Observed: each failed attempt to reach NATS or publish is counted by reason, each published event's lag is
@@ -36,12 +36,10 @@ import type { Database } from '../db/database.ts'
 import type { Logger } from '../logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import { tracer } from '../observability/tracing.ts'
-import { subjectOf, toCloudEvent } from './cloudevents.ts'
+import type { EventCatalog } from './cloudevents.ts'
 import { relayBatch, type UnpublishedRow } from './outbox.ts'
-import { DUPLICATE_WINDOW_MS, STREAM, STREAM_SUBJECTS } from './stream.ts'
+import { DUPLICATE_WINDOW_MS } from './stream.ts'
 import { contextOf, traceparentOf } from './trace-context.ts'
-
-export { DUPLICATE_WINDOW_MS, STREAM, STREAM_SUBJECTS }
 
 const BATCH = 100
 const IDLE_MS = 200
@@ -61,6 +59,8 @@ export interface RelayedBatch {
 
 export interface RelayOptions {
   database: Database
+  /** Every resource's events: which stream and subject each event goes to, and its envelope. */
+  catalog: EventCatalog
   nats: NatsSettings
   logger: Logger
   /** Where publish errors and the relay lag go (the app's metrics). */
@@ -152,6 +152,7 @@ const ATTRIBUTES = {
 
 export function startRelay({
   database,
+  catalog,
   nats,
   logger,
   metrics,
@@ -160,6 +161,7 @@ export function startRelay({
   onBatch,
 }: RelayOptions): Relay {
   const log = logger.child({ component: 'events-relay' })
+  const streamOf = (type: string) => catalog.byType(type)?.events.stream.name
   const stopping = new AbortController()
   let connection: NatsConnection | undefined
   let js: JetStreamClient | undefined
@@ -204,22 +206,25 @@ export function startRelay({
     })
   }
 
-  async function ensureStream() {
+  /** Each resource's stream, created when it is missing. */
+  async function ensureStreams() {
     await counted(async () => {
       const jsm = await jetstreamManager(connection as NatsConnection)
-      try {
-        await jsm.streams.info(STREAM)
-      } catch (error) {
-        if (!isStreamNotFound(error)) throw error
-        // Replicas racing here add the same configuration, which JetStream accepts from each.
-        await jsm.streams.add({
-          name: STREAM,
-          subjects: STREAM_SUBJECTS,
-          storage: StorageType.File,
-          duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-          ...(maxAgeMs === undefined ? {} : { max_age: nanos(maxAgeMs), discard: DiscardPolicy.Old }),
-        })
-        log.info({ stream: STREAM, subjects: STREAM_SUBJECTS }, 'JetStream stream created')
+      for (const { stream, streamSubjects: subjects } of catalog.resources) {
+        try {
+          await jsm.streams.info(stream.name)
+        } catch (error) {
+          if (!isStreamNotFound(error)) throw error
+          // Replicas racing here add the same configuration, which JetStream accepts from each.
+          await jsm.streams.add({
+            name: stream.name,
+            subjects,
+            storage: StorageType.File,
+            duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+            ...(maxAgeMs === undefined ? {} : { max_age: nanos(maxAgeMs), discard: DiscardPolicy.Old }),
+          })
+          log.info({ stream: stream.name, subjects }, 'JetStream stream created')
+        }
       }
     })
     streamReady = true
@@ -241,7 +246,7 @@ export function startRelay({
         [ATTRIBUTES.operationType]: 'send',
         [ATTRIBUTES.messageId]: row.id,
         [ATTRIBUTES.eventType]: row.type,
-        [ATTRIBUTES.eventSubject]: row.book_id,
+        [ATTRIBUTES.eventSubject]: row.aggregate_id,
       })
     }
     return span
@@ -251,9 +256,9 @@ export function startRelay({
    * Publishes one event, to be stored only if the stream's last message is `lastSequence`; true when JetStream had
    * the event already (a duplicate is not stored, so the stream's sequence does not move).
    */
-  async function publish(row: UnpublishedRow, lastSequence: number): Promise<boolean> {
-    const event = toCloudEvent(row)
-    const subject = subjectOf(row.type)
+  async function publish(row: UnpublishedRow, streamName: string, lastSequence: number): Promise<boolean> {
+    const event = catalog.toCloudEvent(row)
+    const subject = catalog.subjectOf(row.type)
     const span = traced ? startPublishSpan(row, subject) : undefined
     const messageHeaders = headers()
     messageHeaders.set('content-type', 'application/cloudevents+json')
@@ -265,7 +270,7 @@ export function startRelay({
         msgID: row.id,
         headers: messageHeaders,
         timeout: PUBLISH_TIMEOUT_MS,
-        expect: { streamName: STREAM, lastSequence },
+        expect: { streamName, lastSequence },
       })
       if (ack.duplicate) span?.setAttribute('myapp.event.duplicate', true)
       return ack.duplicate
@@ -293,34 +298,50 @@ export function startRelay({
       const rows = await relayBatch.unpublished(tx, BATCH)
       const readAt = performance.now()
       if (rows.length === 0) return true
-      // The batch's publishes are all in flight at once, yet none overtakes another: each is stored only right
-      // after the one before it (its expected last sequence), so after one that is lost the rest are refused.
-      const last = (await counted(() => (jsm as JetStreamManager).streams.info(STREAM))).state.last_seq
-      const outcomes = await Promise.all(
-        rows.map((row, i) =>
-          publish(row, last + i).then(
-            (duplicate) => ({ duplicate, ackedAt: performance.now(), error: undefined }),
-            (error: unknown) => ({ duplicate: false, ackedAt: 0, error }),
-          ),
-        ),
+      // The batch's publishes are all in flight at once, yet none overtakes another in its stream: each is stored
+      // only right after the one before it (its expected last sequence), so after one that is lost the rest of
+      // that stream's are refused.
+      const byStream = new Map<string, UnpublishedRow[]>()
+      for (const row of rows) {
+        const stream = streamOf(row.type)
+        if (stream === undefined) throw new Error(`no resource declares the event type ${row.type}`)
+        byStream.set(stream, [...(byStream.get(stream) ?? []), row])
+      }
+      const streams = await Promise.all(
+        [...byStream].map(async ([stream, streamRows]) => {
+          const last = (await counted(() => (jsm as JetStreamManager).streams.info(stream))).state.last_seq
+          const outcomes = await Promise.all(
+            streamRows.map((row, i) =>
+              publish(row, stream, last + i).then(
+                (duplicate) => ({ duplicate, ackedAt: performance.now(), error: undefined }),
+                (error: unknown) => ({ duplicate: false, ackedAt: 0, error }),
+              ),
+            ),
+          )
+          return { streamRows, outcomes }
+        }),
       )
-      for (const [i, outcome] of outcomes.entries()) {
-        const row = rows[i] as UnpublishedRow
-        if (outcome.error !== undefined) {
-          // Refused for the sequence only: an earlier one was a duplicate (not stored, so the count is off by
-          // one) or failed. The next batch starts again from the stream's last sequence.
-          if (isWrongLastSequence(outcome.error) && published.length > 0) {
-            more = true
-          } else {
-            failure = outcome.error
-            metrics?.eventsPublishErrors.inc({ reason: publishErrorReason(outcome.error) })
+      for (const { streamRows, outcomes } of streams) {
+        let publishedHere = 0
+        for (const [i, outcome] of outcomes.entries()) {
+          const row = streamRows[i] as UnpublishedRow
+          if (outcome.error !== undefined) {
+            // Refused for the sequence only: an earlier one was a duplicate (not stored, so the count is off by
+            // one) or failed. The next batch starts again from the stream's last sequence.
+            if (isWrongLastSequence(outcome.error) && publishedHere > 0) {
+              more = true
+            } else {
+              failure = outcome.error
+              metrics?.eventsPublishErrors.inc({ reason: publishErrorReason(outcome.error) })
+            }
+            break
           }
-          break
+          if (outcome.duplicate) duplicates++
+          lags.push(row.waited_seconds + (outcome.ackedAt - readAt) / 1000)
+          published.push(row.id)
+          positions.push(row.position)
+          publishedHere++
         }
-        if (outcome.duplicate) duplicates++
-        lags.push(row.waited_seconds + (outcome.ackedAt - readAt) / 1000)
-        published.push(row.id)
-        positions.push(row.position)
       }
       more ||= published.length === BATCH
       // What was acknowledged stays acknowledged, even when a later publish failed.
@@ -343,7 +364,7 @@ export function startRelay({
       try {
         if (connection === undefined) await connectNats()
         if (connected) {
-          if (!streamReady) await ensureStream()
+          if (!streamReady) await ensureStreams()
           const more = await relayOnce()
           if (failures > 0) log.info({ failures }, 'relaying events again')
           failures = 0

@@ -10,9 +10,15 @@ import {
 } from '@opentelemetry/semantic-conventions'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { PUBLIC } from '../http/toolkit/access.ts'
+import { declareOperations } from '../admission/operation.ts'
+import { PUBLIC } from '../auth/access.ts'
 import type { Metrics } from './metrics.ts'
 import { tracer } from './tracing.ts'
+
+// The scrape: open, and neither counted in a budget nor shed, so that an overloaded replica's figures still arrive.
+const { metrics: scrape } = declareOperations({
+  metrics: { summary: 'Prometheus metrics', access: PUBLIC, effect: 'read', limit: 'probe' },
+})
 
 // Requests that matched no route share one label value, so odd URLs cannot grow the series count.
 const UNMATCHED_ROUTE = 'unmatched'
@@ -36,10 +42,8 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics): voi
   app.get(
     '/metrics',
     {
-      config: { access: PUBLIC },
+      config: { operation: scrape },
       schema: {
-        operationId: 'metrics',
-        summary: 'Prometheus metrics',
         tags: ['observability'],
         response: {
           200: {

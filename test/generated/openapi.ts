@@ -105,8 +105,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Stream the book events
-         * @description Every committed create, update and delete of a book, as server-sent events: `id:` is the event position and `data:` one CloudEvent 1.0 in JSON (`type` dev.myapp.book.created.v1, …updated.v1 or …deleted.v1; `subject` the book id; `bookversion` orders the events of one book). Without Last-Event-ID the stream starts at the oldest event kept (EVENTS_RETENTION, 7 days by default); with it, right after that event. Events appear once their transaction and every older one have ended, so a resumed stream has no gap. A comment line every 15 seconds (or half of SERVER_TIMEOUT_WRITE) keeps idle connections open. The events themselves, one schema per type, are described by the AsyncAPI document (/asyncapi.json, channel bookFeed).
+         * Stream the events
+         * @description Every committed create, update and delete of the resources the caller may read, as server-sent events: `id:` is the event position and `data:` one CloudEvent 1.0 in JSON (for books: `type` dev.myapp.book.created.v1, …updated.v1 or …deleted.v1; `subject` the book id; `bookversion` orders the events of one book). Without Last-Event-ID the stream starts at the oldest event kept (EVENTS_RETENTION, 7 days by default); with it, right after that event. Events appear once their transaction and every older one have ended, so a resumed stream has no gap. A comment line every 15 seconds (or half of SERVER_TIMEOUT_WRITE) keeps idle connections open. The events themselves, one schema per type, are described by the AsyncAPI document (/asyncapi.json, channel eventFeed).
          */
         get: operations["streamEvents"];
         put?: never;

@@ -1,14 +1,16 @@
 // Starts the real app on a random port against a fresh database of either backend, with its logs captured.
 import type { AddressInfo } from 'node:net'
-import { type App, buildApp } from '../../src/app.ts'
+import type { App } from '../../src/app.ts'
 import { parseConfig } from '../../src/config/config.ts'
 import type { Database } from '../../src/db/database.ts'
 import { createMigrator } from '../../src/db/migrator.ts'
 import { openDatabase } from '../../src/db/open.ts'
-import { startEventsBackground } from '../../src/events/background.ts'
 import { createLogger } from '../../src/logger.ts'
 import { createMetrics } from '../../src/observability/metrics.ts'
 import { startTracing, type Tracing } from '../../src/observability/tracing.ts'
+import type { Resource } from '../../src/resource.ts'
+import { RESOURCES } from '../../src/resources.ts'
+import { createService } from '../../src/service.ts'
 import { assertConformsToContract } from './contract.ts'
 import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from './postgres-server.ts'
 
@@ -48,11 +50,14 @@ export interface TestService {
   close(): Promise<void>
 }
 
-/** `events`: also run what src/server.ts starts beside the app, the events relay (with NATS_URL) and the sweep. */
+/**
+ * `events`: also run what src/server.ts starts beside the app, the events relay (with NATS_URL) and the background
+ * jobs. `resources`: what the service serves, its own by default.
+ */
 export async function startService(
   backend: Backend,
   env: Record<string, string> = {},
-  options: { events?: boolean } = {},
+  options: { events?: boolean; resources?: readonly Resource[] } = {},
 ): Promise<TestService> {
   const serverDatabase = backend === 'postgres' ? await createServerDatabase() : undefined
   const config = parseConfig({
@@ -74,12 +79,9 @@ export async function startService(
     traced: config.tracing.tracesUrl !== undefined,
   })
   await createMigrator(database).up()
-  const app = await buildApp({ config, database, logger, metrics })
-  await app.listen({ host: config.server.host, port: config.server.port })
-  const events =
-    options.events === true
-      ? startEventsBackground({ config: config.events, database, logger, metrics, traced: tracing !== undefined })
-      : undefined
+  const service = await createService({ config, database, logger, metrics, resources: options.resources ?? RESOURCES })
+  const { app } = service
+  await service.start({ background: options.events === true })
   const { port } = app.server.address() as AddressInfo
   const baseUrl = `http://127.0.0.1:${port}`
 
@@ -97,8 +99,7 @@ export async function startService(
       return response
     },
     async close() {
-      await app.close()
-      await events?.stop()
+      await service.close()
       await database.close()
       await tracing?.shutdown()
       await serverDatabase?.drop()

@@ -3,13 +3,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { requiresScope } from '../../http/toolkit/access.ts'
 import { etagOf, matches, parsePrecondition } from '../../http/toolkit/conditional.ts'
 import { type PageTargets, paginationLinks } from '../../http/toolkit/pagination.ts'
 import { HttpError } from '../../http/toolkit/problem.ts'
 import { emptyResponse, jsonResponse } from '../../http/toolkit/responses.ts'
 import { type Books, type ListPage, type StoredBook, trimInput } from '../books.ts'
 import { encodeCursor } from '../cursor.ts'
+import { BOOK_OPERATIONS as OPERATIONS } from '../operations.ts'
 import { Book, BookInput, BookParams, BookReplacement, ListQuery } from '../schemas.ts'
 import {
   ETAG,
@@ -32,8 +32,6 @@ import {
 } from './problems.ts'
 
 export const PREFIX = '/v1/books'
-const READ = requiresScope('books:read')
-const WRITE = requiresScope('books:write')
 
 // The parameters the list declares, and so the only ones its links carry; the page ones each link sets itself.
 const LIST_PARAMETERS = Object.keys(ListQuery.properties)
@@ -84,15 +82,8 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
   app.get(
     '/',
     {
-      config: { access: READ },
+      config: { operation: OPERATIONS.listBooks },
       schema: {
-        operationId: 'listBooks',
-        summary: 'List books',
-        description:
-          'One page of books, filtered and sorted; ties are broken by id so pages never overlap. The `next` and ' +
-          '`prev` links carry a cursor, a position in the sort index: every page costs what the first one does, ' +
-          'and a walk by cursor skips and repeats no book while others are written (books written during the walk ' +
-          'may or may not appear). Nothing is counted unless `Prefer: count=…` asks for it.',
         tags: ['books'],
         querystring: ListQuery,
         headers: ListHeaders,
@@ -123,11 +114,9 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
   app.post(
     '/',
     {
-      config: { access: WRITE },
+      config: { operation: OPERATIONS.createBook },
       preValidation: [requireJsonBody, async (request) => trimInput(request.body)],
       schema: {
-        operationId: 'createBook',
-        summary: 'Create a book',
         tags: ['books'],
         headers: IdempotencyKeyHeader,
         body: BookInput,
@@ -161,10 +150,8 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
   app.get(
     '/:id',
     {
-      config: { access: READ },
+      config: { operation: OPERATIONS.getBook },
       schema: {
-        operationId: 'getBook',
-        summary: 'Read a book',
         tags: ['books'],
         params: BookParams,
         headers: IfNoneMatch,
@@ -189,14 +176,9 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
   app.put(
     '/:id',
     {
-      config: { access: WRITE },
+      config: { operation: OPERATIONS.replaceBook },
       preValidation: [requireJsonBody, async (request) => trimInput(request.body)],
       schema: {
-        operationId: 'replaceBook',
-        summary: 'Replace a book',
-        description:
-          'A full replace: optional fields left out return to their defaults. The read-only id, created_at and ' +
-          'updated_at may be sent back as read: they are ignored, and an id other than the one in the path is a 422.',
         tags: ['books'],
         params: BookParams,
         headers: IfMatch,
@@ -239,10 +221,8 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
   app.delete(
     '/:id',
     {
-      config: { access: WRITE },
+      config: { operation: OPERATIONS.deleteBook },
       schema: {
-        operationId: 'deleteBook',
-        summary: 'Delete a book',
         tags: ['books'],
         params: BookParams,
         headers: IfMatch,

@@ -3,7 +3,7 @@
 import { create } from '@bufbuild/protobuf'
 import { timestampFromDate } from '@bufbuild/protobuf/wkt'
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect'
-import { type Access, requiresScope } from '../../auth/access.ts'
+import type { Operation } from '../../admission/operation.ts'
 import {
   type BookInput as BookInputMessage,
   type Book as BookMessage,
@@ -21,18 +21,16 @@ import type { RpcResource } from '../../rpc/toolkit/resource.ts'
 import { validator } from '../../rpc/toolkit/validation.ts'
 import { type Books, type StoredBook, trimInput } from '../books.ts'
 import { encodeCursor } from '../cursor.ts'
+import { BOOK_OPERATIONS } from '../operations.ts'
 import { BookInput, BookParams, IdempotencyKey, ListQuery } from '../schemas.ts'
 
-const READ = requiresScope('books:read')
-const WRITE = requiresScope('books:write')
-
-/** Each method's access: what the RPC authentication enforces, as the REST routes declare theirs. */
-const ACCESS: Record<keyof ServiceImpl<typeof BookService>, Access> = {
-  listBooks: READ,
-  getBook: READ,
-  createBook: WRITE,
-  updateBook: WRITE,
-  deleteBook: WRITE,
+/** The operation each method serves: the same declarations as the REST routes'. */
+const OPERATIONS: Record<keyof ServiceImpl<typeof BookService>, Operation> = {
+  listBooks: BOOK_OPERATIONS.listBooks,
+  getBook: BOOK_OPERATIONS.getBook,
+  createBook: BOOK_OPERATIONS.createBook,
+  updateBook: BOOK_OPERATIONS.replaceBook,
+  deleteBook: BOOK_OPERATIONS.deleteBook,
 }
 
 const STATUS_NAMES = { [BookStatus.PENDING]: 'pending', [BookStatus.VERIFIED]: 'verified' } as const
@@ -162,5 +160,5 @@ export function bookService(books: Books, { requireIfMatch }: { requireIfMatch: 
       return create(DeleteBookResponseSchema, {})
     },
   }
-  return { service: BookService, impl, access: ACCESS }
+  return { service: BookService, impl, operations: OPERATIONS }
 }

@@ -7,14 +7,25 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyBaseLogger } from 'fastify'
 import { Type } from 'typebox'
-import { requiresScope } from '../../http/toolkit/access.ts'
+import { allows } from '../../auth/access.ts'
+import type { Operation } from '../../http/toolkit/operation.ts'
 import { problemDocs } from '../../http/toolkit/responses.ts'
 import { ERROR_MESSAGE } from '../../schema/keywords.ts'
+import type { EventCatalog } from '../cloudevents.ts'
 import type { FeedCursor, Outbox } from '../outbox.ts'
 
 export const PREFIX = '/v1/events'
-/** Who may read the feed; the AsyncAPI document shows it too. */
-export const FEED_ACCESS = requiresScope('books:read')
+/** What the feed sends, for the OpenAPI document; the events themselves are the AsyncAPI document's. */
+export const FEED_DESCRIPTION =
+  'Every committed create, update and delete of the resources the caller may read, as server-sent events: `id:` ' +
+  'is the event position and `data:` one CloudEvent 1.0 in JSON (for books: `type` dev.myapp.book.created.v1, ' +
+  '…updated.v1 or …deleted.v1; `subject` the book id; `bookversion` orders the events of one book). Without ' +
+  'Last-Event-ID the stream starts at the oldest event kept (EVENTS_RETENTION, 7 days by default); with it, ' +
+  'right after that event. Events appear once their transaction and every older one have ended, so a resumed ' +
+  'stream has no gap. A comment line every 15 seconds (or half of SERVER_TIMEOUT_WRITE) keeps idle connections ' +
+  'open. The events themselves, one schema per type, are described by the AsyncAPI document (/asyncapi.json, ' +
+  'channel eventFeed).'
+
 /** Events read, and written to the client, at once. */
 const BATCH = 100
 
@@ -40,6 +51,7 @@ export interface FeedTiming {
 /** The SSE frames of a stream: events as they commit, heartbeats in between, until `signal` ends it. */
 async function* frames(
   outbox: Outbox,
+  aggregates: readonly string[] | undefined,
   start: FeedCursor,
   { heartbeatMs, pollMs }: FeedTiming,
   signal: AbortSignal,
@@ -53,7 +65,7 @@ async function* frames(
   while (!signal.aborted) {
     let count = 0
     try {
-      const read = await outbox.readAfter(cursor, BATCH)
+      const read = await outbox.readAfter(cursor, BATCH, aggregates)
       cursor = read.cursor
       count = read.entries.length
       failing = false
@@ -75,10 +87,18 @@ async function* frames(
   }
 }
 
-export const eventsRoutes: FastifyPluginAsyncTypebox<{ outbox: Outbox; timing: FeedTiming }> = async (
-  app,
-  { outbox, timing },
-) => {
+export const eventsRoutes: FastifyPluginAsyncTypebox<{
+  outbox: Outbox
+  catalog: EventCatalog
+  timing: FeedTiming
+  operation: Operation
+}> = async (app, { outbox, catalog, timing, operation }) => {
+  /** The aggregates whose events this caller may read; undefined for all (no token needed, or none checked). */
+  const readableBy = (scopes: ReadonlySet<string> | undefined) =>
+    scopes === undefined
+      ? undefined
+      : catalog.resources.filter(({ read }) => allows(read, scopes)).map(({ aggregate }) => aggregate)
+
   const open = new Set<AbortController>()
   // An open stream would hold the server's close until the client left: it ends instead.
   app.addHook('preClose', async () => {
@@ -88,20 +108,9 @@ export const eventsRoutes: FastifyPluginAsyncTypebox<{ outbox: Outbox; timing: F
   app.get(
     '/',
     {
-      config: { access: FEED_ACCESS },
+      config: { operation },
       exposeHeadRoute: false,
       schema: {
-        operationId: 'streamEvents',
-        summary: 'Stream the book events',
-        description:
-          'Every committed create, update and delete of a book, as server-sent events: `id:` is the event ' +
-          'position and `data:` one CloudEvent 1.0 in JSON (`type` dev.myapp.book.created.v1, …updated.v1 or ' +
-          '…deleted.v1; `subject` the book id; `bookversion` orders the events of one book). Without ' +
-          'Last-Event-ID the stream starts at the oldest event kept (EVENTS_RETENTION, 7 days by default); with ' +
-          'it, right after that event. Events appear once their transaction and every older one have ended, so a ' +
-          'resumed stream has no gap. A comment line every 15 seconds (or half of SERVER_TIMEOUT_WRITE) keeps ' +
-          'idle connections open. The events themselves, one schema per type, are described by the AsyncAPI ' +
-          'document (/asyncapi.json, channel bookFeed).',
         tags: ['events'],
         headers: LastEventId,
         response: {
@@ -125,7 +134,10 @@ export const eventsRoutes: FastifyPluginAsyncTypebox<{ outbox: Outbox; timing: F
       const stream = new AbortController()
       const start = await outbox.cursorAfter(request.headers['last-event-id'])
       // One chunk buffered: the next batch is read once the socket has taken the last one.
-      const body = Readable.from(frames(outbox, start, timing, stream.signal, request.log), { highWaterMark: 1 })
+      const aggregates = readableBy(request.principal?.scopes)
+      const body = Readable.from(frames(outbox, aggregates, start, timing, stream.signal, request.log), {
+        highWaterMark: 1,
+      })
       open.add(stream)
       // The response's close, not the body's: the body closes only once its generator has stopped, which waits
       // for this signal when the generator is between polls.

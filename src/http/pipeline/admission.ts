@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Admission, Admit, Refusal } from '../../admission/admission.ts'
 import type { BudgetState } from '../../admission/budgets.ts'
+import { RPC_CALL, UNMATCHED } from '../../admission/operation.ts'
 import type { Principal } from '../../auth/tokens.ts'
 import { HttpError } from '../toolkit/problem.ts'
 
@@ -16,9 +17,6 @@ declare module 'fastify' {
 
 const REALM = 'myapp'
 const CLIENT_CLOSED_REQUEST = 499
-const READ_METHODS = new Set(['GET', 'HEAD'])
-// The API's requests share the request budget; probes, metrics and the docs page do not.
-const isLimited = (url: string) => url.startsWith('/v1/')
 
 function challenge(error?: string, description?: string, scope?: string): string {
   const parts = [`realm="${REALM}"`]
@@ -42,7 +40,7 @@ function httpErrorOf(refusal: Refusal): HttpError {
       })
     case 'forbidden':
       return new HttpError(403, refusal.detail, {
-        headers: { 'www-authenticate': challenge('insufficient_scope', refusal.detail, refusal.scope) },
+        headers: { 'www-authenticate': challenge('insufficient_scope', refusal.detail, refusal.scopes.join(' ')) },
       })
     case 'rate-limited':
     case 'token-budget-spent':
@@ -56,6 +54,9 @@ function httpErrorOf(refusal: Refusal): HttpError {
 export function registerAdmission(app: FastifyInstance, admit: Admit): void {
   app.decorateRequest('principal', undefined)
   app.addHook('onRequest', (request, reply, done) => {
+    // The interceptor admits an RPC call, once its method is known.
+    const operation = request.routeOptions.config.operation ?? UNMATCHED
+    if (operation === RPC_CALL) return done()
     // A connection the client reset before Node learned its peer has no address for the step to key on, and the
     // answer goes nowhere: it ends here with 499, as nginx logs a client that closed first, and is no 5xx.
     if (request.ip === undefined) return done(new HttpError(CLIENT_CLOSED_REQUEST, 'the client closed the connection'))
@@ -68,9 +69,8 @@ export function registerAdmission(app: FastifyInstance, admit: Admit): void {
       client: request.ip,
       authorization: request.headers.authorization,
       // The route's own declaration; a request that matched no route has none, and gets its 404 or 405.
-      access: request.routeOptions.config.access,
-      read: READ_METHODS.has(request.method),
-      limited: isLimited(request.url),
+      // The route's declared operation; a request that matched no route gets its 404 as UNMATCHED.
+      operation,
       log: request.log,
     })
     // A callback hook that answers at once when the step did: one promise and microtask less per request.

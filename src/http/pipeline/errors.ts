@@ -4,11 +4,11 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../../db/errors.ts'
+import { fieldErrors } from '../../schema/validation.ts'
 import { HttpError, PROBLEM_CONTENT_TYPE, problemBody } from '../toolkit/problem.ts'
 import { afterParseError, isReceivingBody } from './connection-limits.ts'
 import { requestIdFor } from './request-id.ts'
 import { SECURITY_HEADERS } from './security.ts'
-import { fieldErrors } from './validation.ts'
 
 const RETRY_AFTER_SECONDS = String(DATABASE_RETRY_AFTER_SECONDS)
 

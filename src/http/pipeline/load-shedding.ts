@@ -1,5 +1,6 @@
 // Load shedding: when the event loop lags behind (CPU saturated), answer 503 with Retry-After at once rather than
-// queue work that would time out anyway. Probes and metrics are exempt so the orchestrator can see what happens.
+// queue work that would time out anyway. Operations of the `probe` class (health, metrics, the documents) are
+// exempt, so that the orchestrator can see what happens.
 //
 // The lag is how late a 50 ms timer fires, measured here rather than with @fastify/under-pressure: its histogram
 // reads "no sample in this window" as an infinite delay, so a pause far below the threshold (a GC, start-up
@@ -7,7 +8,6 @@
 import type { FastifyInstance } from 'fastify'
 import { HttpError } from '../toolkit/problem.ts'
 
-const EXEMPT = new Set(['/livez', '/readyz', '/metrics'])
 const TICK_MS = 50
 
 export function registerLoadShedding(app: FastifyInstance, maxEventLoopDelayMs: number): void {
@@ -25,7 +25,7 @@ export function registerLoadShedding(app: FastifyInstance, maxEventLoopDelayMs: 
   })
   app.addHook('onClose', async () => clearInterval(ticker))
   app.addHook('onRequest', (request, _reply, done) => {
-    if (lagMs <= maxEventLoopDelayMs || EXEMPT.has(request.routeOptions.url ?? '')) return done()
+    if (lagMs <= maxEventLoopDelayMs || request.routeOptions.config.operation?.limit === 'probe') return done()
     request.log.warn({ event_loop_lag_ms: Math.round(lagMs) }, 'shedding load')
     done(new HttpError(503, 'the service is overloaded; try again later', { headers: { 'retry-after': '2' } }))
   })

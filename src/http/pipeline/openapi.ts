@@ -3,10 +3,17 @@ import swagger from '@fastify/swagger'
 import type { FastifyInstance } from 'fastify'
 import type { TSchema } from 'typebox'
 import packageJson from '../../../package.json' with { type: 'json' }
-import { PUBLIC } from '../toolkit/access.ts'
+import { declareOperations, PUBLIC } from '../toolkit/operation.ts'
 import { Problem } from '../toolkit/problem.ts'
 import type { DocumentTag } from '../toolkit/resource.ts'
 import { problemDocs } from '../toolkit/responses.ts'
+import { routesServing } from './operations.ts'
+
+// The documents and the page are no API call: open, and neither counted in a budget nor shed.
+const { openApiDocument, documentationPage } = declareOperations({
+  openApiDocument: { summary: 'The OpenAPI document', access: PUBLIC, effect: 'read', limit: 'probe' },
+  documentationPage: { summary: 'The API docs page and its assets', access: PUBLIC, effect: 'read', limit: 'probe' },
+})
 
 /** What the document says about the API as a whole; the app gives it, with the tags and components. */
 export interface DocumentInfo {
@@ -130,7 +137,7 @@ export async function registerOpenApi(app: FastifyInstance, options: OpenApiOpti
       ) as never,
   })
 
-  const hidden = { config: { access: PUBLIC }, schema: { hide: true } }
+  const hidden = { config: { operation: openApiDocument }, schema: { hide: true } }
   app.get('/openapi.json', hidden, async () => app.swagger())
   app.get('/openapi.yaml', hidden, async (_request, reply) =>
     reply.type('application/yaml; charset=utf-8').send(app.swagger({ yaml: true })),
@@ -140,16 +147,18 @@ export async function registerOpenApi(app: FastifyInstance, options: OpenApiOpti
     // Swagger UI's assets ship inside the package and are served from /docs/static: no CDN, works offline.
     // Imported only when the page is on: production turns it off (DOCS_ENABLED=false) and skips loading it.
     const { default: swaggerUi } = await import('@fastify/swagger-ui')
-    await app.register(swaggerUi, {
-      routePrefix: '/docs',
-      staticCSP: true,
-      // validatorUrl null: the page would otherwise call an online validator.
-      uiConfig: {
-        tryItOutEnabled: true,
-        displayRequestDuration: true,
-        defaultModelsExpandDepth: 0,
-        validatorUrl: null,
-      },
-    })
+    await routesServing(app, documentationPage, () =>
+      app.register(swaggerUi, {
+        routePrefix: '/docs',
+        staticCSP: true,
+        // validatorUrl null: the page would otherwise call an online validator.
+        uiConfig: {
+          tryItOutEnabled: true,
+          displayRequestDuration: true,
+          defaultModelsExpandDepth: 0,
+          validatorUrl: null,
+        },
+      }),
+    )
   }
 }

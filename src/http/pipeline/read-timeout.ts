@@ -2,6 +2,7 @@
 // its body would otherwise hold a connection until the inactivity timeout.
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { RPC_CALL } from '../../admission/operation.ts'
 import { HttpError } from '../toolkit/problem.ts'
 
 export function registerBodyReadTimeout(app: FastifyInstance, timeoutMs: number): void {
@@ -11,7 +12,7 @@ export function registerBodyReadTimeout(app: FastifyInstance, timeoutMs: number)
     }
     // An RPC handler reads the request itself, from the socket: a stream in between would take its bytes. Its
     // connection keeps SERVER_TIMEOUT_WRITE, the limit on a connection where no byte moves.
-    if (request.routeOptions.config?.rpc === true) return done(null, payload)
+    if (request.routeOptions.config?.operation === RPC_CALL) return done(null, payload)
     const guarded = new PassThrough()
     const timer = setTimeout(() => {
       payload.unpipe(guarded)

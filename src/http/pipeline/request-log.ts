@@ -1,5 +1,6 @@
 // One log line per request, with the fields of the Go service's request log, through Fastify's LogController.
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
+import { RPC_CALL } from '../../admission/operation.ts'
 import { redactUrl } from '../../logger.ts'
 
 // Node decodes header bytes as latin1, one character per byte: the text's length is the size on the wire (name and
@@ -8,13 +9,6 @@ function headerBytes(rawHeaders: readonly string[]): number {
   let bytes = 0
   for (const part of rawHeaders) bytes += part.length + 2
   return bytes
-}
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** An RPC procedure served through Fastify: its call is logged by the RPC pipeline, not as a request. */
-    rpc?: boolean
-  }
 }
 
 export class RequestLog extends LogController {
@@ -27,7 +21,7 @@ export class RequestLog extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     // An RPC call has its line from the RPC pipeline (src/rpc/pipeline/interceptors.ts), with its method and code.
-    if (request.routeOptions.config?.rpc === true && !error) return
+    if (request.routeOptions.config?.operation === RPC_CALL && !error) return
     const raw = request.raw
     const fields = {
       received_time: new Date(Date.now() - reply.elapsedTime).toISOString(),

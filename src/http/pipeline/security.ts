@@ -1,6 +1,8 @@
 // Response headers for a JSON API, and CORS for the origins the configuration allows.
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
+import { declareOperations, PUBLIC } from '../toolkit/operation.ts'
+import { routesServing } from './operations.ts'
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
@@ -24,34 +26,40 @@ export function registerSecurityHeaders(app: FastifyInstance): void {
   })
 }
 
+const { corsPreflight } = declareOperations({
+  corsPreflight: { summary: 'CORS preflight', access: PUBLIC, effect: 'read' },
+})
+
 /** CORS for exactly these origins; nothing is sent, and preflights are not answered, when the list is empty. */
 export async function registerCors(app: FastifyInstance, origins: readonly string[]): Promise<void> {
   if (origins.length === 0) return
-  await app.register(cors, {
-    origin: [...origins],
-    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
-    allowedHeaders: [
-      'content-type',
-      'if-match',
-      'if-none-match',
-      'x-request-id',
-      'authorization',
-      'idempotency-key',
-      'prefer',
-    ],
-    exposedHeaders: [
-      'etag',
-      'location',
-      'link',
-      'x-total-count',
-      'x-total-count-estimate',
-      'preference-applied',
-      'x-request-id',
-      'retry-after',
-      'ratelimit-limit',
-      'ratelimit-remaining',
-      'ratelimit-reset',
-    ],
-    maxAge: 600,
-  })
+  await routesServing(app, corsPreflight, () =>
+    app.register(cors, {
+      origin: [...origins],
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+      allowedHeaders: [
+        'content-type',
+        'if-match',
+        'if-none-match',
+        'x-request-id',
+        'authorization',
+        'idempotency-key',
+        'prefer',
+      ],
+      exposedHeaders: [
+        'etag',
+        'location',
+        'link',
+        'x-total-count',
+        'x-total-count-estimate',
+        'preference-applied',
+        'x-request-id',
+        'retry-after',
+        'ratelimit-limit',
+        'ratelimit-remaining',
+        'ratelimit-reset',
+      ],
+      maxAge: 600,
+    }),
+  )
 }

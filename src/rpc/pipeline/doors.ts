@@ -16,36 +16,25 @@ import { fastifyConnectPlugin } from '@connectrpc/connect-fastify'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
 import type { FastifyInstance } from 'fastify'
 import { clientAddress, type Trust } from '../../admission/client-address.ts'
-import type { Access } from '../../auth/access.ts'
+import type { Operation } from '../../admission/operation.ts'
 import { CLIENT_ADDRESS } from '../toolkit/calls.ts'
 import type { RpcResource } from '../toolkit/resource.ts'
 import { grpcUnaryHandler } from './grpc-unary.ts'
 import { interceptors, type RpcPipeline } from './interceptors.ts'
 
-/** Every method's declared access, by procedure path; a method without one stops the app from starting. */
-export function declaredAccess(resources: readonly RpcResource[]): Map<string, Access> {
-  const access = new Map<string, Access>()
-  for (const { service, access: declared } of resources) {
+/** Every method's declared operation, by procedure path; a method without one stops the app from starting. */
+export function declaredOperations(resources: readonly RpcResource[]): Map<string, Operation> {
+  const operations = new Map<string, Operation>()
+  for (const { service, operations: declared } of resources) {
     for (const method of service.methods) {
-      const given = declared[method.localName]
-      if (given === undefined) {
-        throw new Error(`${service.typeName}.${method.name} declares no access: give it requiresScope(…) or PUBLIC`)
+      const operation = declared[method.localName]
+      if (operation === undefined) {
+        throw new Error(`${service.typeName}.${method.name} serves no declared operation (src/admission/operation.ts)`)
       }
-      access.set(`/${service.typeName}/${method.name}`, given)
+      operations.set(`/${service.typeName}/${method.name}`, operation)
     }
   }
-  return access
-}
-
-/** Procedures without side effects: what AUTH_PUBLIC_READS opens, as GET on REST. */
-export function readProcedures(resources: readonly RpcResource[]): Set<string> {
-  return new Set(
-    resources.flatMap(({ service }) =>
-      service.methods
-        .filter((method) => method.idempotency === 1 /* IdempotencyLevel.NO_SIDE_EFFECTS */)
-        .map((method) => `/${service.typeName}/${method.name}`),
-    ),
-  )
+  return operations
 }
 
 const routesOf = (resources: readonly RpcResource[]) => (router: ConnectRouter) => {
@@ -63,7 +52,6 @@ export async function registerConnect(
     // one log line is the interceptor's, which knows the RPC method and status code.
     scope.addHook('onRoute', (route) => {
       route.schema = { ...route.schema, hide: true }
-      route.config = { ...route.config, rpc: true }
     })
     await scope.register(fastifyConnectPlugin, {
       routes: routesOf(resources),

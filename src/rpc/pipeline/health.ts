@@ -2,6 +2,7 @@
 // The service name "" is the server as a whole; every served service answers the same.
 import { create } from '@bufbuild/protobuf'
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect'
+import { declareOperations } from '../../admission/operation.ts'
 import { PUBLIC } from '../../auth/access.ts'
 import {
   Health,
@@ -9,6 +10,11 @@ import {
   HealthCheckResponseSchema,
 } from '../../gen/grpc/health/v1/health_pb.js'
 import type { RpcResource } from '../toolkit/resource.ts'
+
+// A probe, like GET /readyz: open, and neither counted in a budget nor shed.
+const { healthCheck } = declareOperations({
+  healthCheck: { summary: 'gRPC health', access: PUBLIC, effect: 'read', limit: 'probe' },
+})
 
 /** How often Watch looks again while the status does not change. */
 const WATCH_INTERVAL_MS = 1000
@@ -41,5 +47,5 @@ export function healthService(services: readonly string[], isReady: () => Promis
       return { statuses: Object.fromEntries([...known].filter(Boolean).map((name) => [name, { status }])) }
     },
   }
-  return { service: Health, impl, access: { check: PUBLIC, watch: PUBLIC, list: PUBLIC } }
+  return { service: Health, impl, operations: { check: healthCheck, watch: healthCheck, list: healthCheck } }
 }

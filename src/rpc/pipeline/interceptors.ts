@@ -14,7 +14,7 @@ import {
   trace,
 } from '@opentelemetry/api'
 import type { Admit, Refusal } from '../../admission/admission.ts'
-import type { Access } from '../../auth/access.ts'
+import type { Operation } from '../../admission/operation.ts'
 import type { Logger } from '../../logger.ts'
 import type { Metrics } from '../../observability/metrics.ts'
 import { tracer } from '../../observability/tracing.ts'
@@ -27,10 +27,8 @@ export interface RpcPipeline {
   traced: boolean
   /** The admission step every door runs (src/admission/admission.ts). */
   admit: Admit
-  /** Per procedure path (/books.v1.BookService/GetBook): its declared access. */
-  access: ReadonlyMap<string, Access>
-  /** Methods without side effects, which AUTH_PUBLIC_READS opens like REST's GET. */
-  reads: ReadonlySet<string>
+  /** Per procedure path (/books.v1.BookService/GetBook): the operation it serves. */
+  operations: ReadonlyMap<string, Operation>
 }
 
 const PROTOCOLS: Record<string, string> = {
@@ -126,17 +124,14 @@ function rpcAttributes(request: Parameters<Parameters<Interceptor>[0]>[0], proto
 }
 
 /** The admission step, with what the call and its method declare; its refusals as status codes. */
-function admit({ admit, access, reads, logger }: RpcPipeline): Interceptor {
+function admit({ admit, operations, logger }: RpcPipeline): Interceptor {
   return (next) => async (request) => {
-    const procedure = `/${request.service.typeName}/${request.method.name}`
-    const declared = access.get(procedure)
-    if (declared === undefined) throw new ConnectError('no such method', Code.Unimplemented)
+    const operation = operations.get(`/${request.service.typeName}/${request.method.name}`)
+    if (operation === undefined) throw new ConnectError('no such method', Code.Unimplemented)
     const admission = await admit({
       client: request.contextValues.get(CLIENT_ADDRESS),
       authorization: request.header.get('authorization') ?? undefined,
-      access: declared,
-      read: reads.has(procedure),
-      limited: true,
+      operation,
       log: logger,
     })
     if (admission.refusal !== undefined) throw connectErrorOf(admission.refusal)

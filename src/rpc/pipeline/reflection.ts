@@ -4,6 +4,7 @@
 import { create, type DescFile, type DescService, toBinary } from '@bufbuild/protobuf'
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt'
 import type { ServiceImpl } from '@connectrpc/connect'
+import { declareOperations } from '../../admission/operation.ts'
 import { PUBLIC } from '../../auth/access.ts'
 import {
   ServerReflection,
@@ -13,6 +14,11 @@ import {
 } from '../../gen/grpc/reflection/v1/reflection_pb.js'
 import type { RpcResource } from '../toolkit/resource.ts'
 import { ERROR_DETAILS } from './errors.ts'
+
+// Describes what anyone may see in the proto files; counted like any other call.
+const { reflect } = declareOperations({
+  reflect: { summary: 'gRPC server reflection', access: PUBLIC, effect: 'read' },
+})
 
 /** The file and every file it imports, each once, dependencies first. */
 function withDependencies(file: DescFile, seen = new Set<string>()): DescFile[] {
@@ -82,5 +88,5 @@ export function reflectionService(services: readonly DescService[]): RpcResource
       for await (const request of requests) yield answer(request)
     },
   }
-  return { service: ServerReflection, impl, access: { serverReflectionInfo: PUBLIC } }
+  return { service: ServerReflection, impl, operations: { serverReflectionInfo: reflect } }
 }

@@ -1,6 +1,6 @@
 // Messages judged by the same TypeBox schemas, with the same messages, as the REST bodies.
 import type { Static, TSchema } from 'typebox'
-import { fieldErrors, validatorCompiler } from '../../http/pipeline/validation.ts'
+import { compileValidator, fieldErrors } from '../../schema/validation.ts'
 import { invalidArgument } from './calls.ts'
 
 /**
@@ -8,9 +8,9 @@ import { invalidArgument } from './calls.ts'
  * violation per field, named by `field` (the request message's name for the schema's field).
  */
 export function validator<T extends TSchema>(schema: T, field: (name: string) => string = (name) => name) {
-  const validate = validatorCompiler({ schema, httpPart: 'body', method: 'POST', url: '' }) as ((
-    value: unknown,
-  ) => boolean) & { errors?: Parameters<typeof fieldErrors>[0] | null }
+  const validate = compileValidator({ schema, httpPart: 'body' }) as ((value: unknown) => boolean) & {
+    errors?: Parameters<typeof fieldErrors>[0] | null
+  }
   return (value: unknown): Static<T> => {
     if (validate(value)) return value as Static<T>
     const errors = fieldErrors(validate.errors ?? [], 'value')

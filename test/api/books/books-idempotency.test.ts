@@ -99,7 +99,8 @@ for (const backend of BACKENDS) {
       await service.database.query(
         "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old-1'",
       )
-      assert.ok(((await createBooksRepository(service.database).deleteExpiredIdempotencyKeys()) ?? 0) >= 1)
+      const repository = createBooksRepository(service.database)
+      assert.ok((await service.database.transaction((tx) => repository.deleteExpiredIdempotencyKeys(tx))) >= 1)
       const left = await service.database.query("SELECT 1 FROM idempotency_keys WHERE key = 'old-1'")
       assert.equal(left.length, 0)
     })

@@ -1,4 +1,4 @@
-// The AsyncAPI document of the book events: committed and current, valid for @asyncapi/parser, served and public,
+// The AsyncAPI document of the resources' events: committed and current, valid for @asyncapi/parser, served and public,
 // and describing the events the service really sends: a channel per event type whose payload schema takes the
 // events of that type from the feed, and no other. The NATS messages are checked in test/system/events.
 import assert from 'node:assert/strict'
@@ -8,10 +8,10 @@ import { DiagnosticSeverity } from '@asyncapi/parser'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { parse } from 'yaml'
 import { ASYNCAPI_YAML } from '../../../scripts/openapi.ts'
-import { buildAsyncApi } from '../../../src/events/asyncapi.ts'
-import { BOOK_EVENT_TYPES, subjectOf } from '../../../src/events/cloudevents.ts'
-import { ASYNCAPI } from '../../../src/events/http/asyncapi.ts'
-import { FEED_ACCESS, PREFIX } from '../../../src/events/http/routes.ts'
+import { BOOK_EVENTS } from '../../../src/books/events.ts'
+import { asyncApiOf } from '../../../src/events/http/resource.ts'
+import { PREFIX } from '../../../src/events/http/routes.ts'
+import { EVENTS } from '../../../src/resources.ts'
 import {
   assertValid,
   channelAt,
@@ -33,7 +33,7 @@ describe('the AsyncAPI document', () => {
   after(() => service?.close())
 
   it('when the event schemas change, then the committed asyncapi.yaml must be regenerated (npm run openapi)', () => {
-    const fresh = buildAsyncApi({ feed: { path: PREFIX, access: FEED_ACCESS } })
+    const fresh = asyncApiOf(EVENTS)
     assert.equal(readFileSync(ASYNCAPI_YAML, 'utf8'), fresh.yaml, 'asyncapi.yaml is stale: run npm run openapi')
     assert.deepEqual(parse(fresh.yaml), fresh.document)
   })
@@ -51,7 +51,7 @@ describe('the AsyncAPI document', () => {
   })
 
   it('when @asyncapi/parser reads a document that breaks the spec, then it reports an error', async () => {
-    const broken = structuredClone(ASYNCAPI.document) as Json
+    const broken = structuredClone(asyncApiOf(EVENTS).document) as Json
     broken.operations.publishBookCreated.action = 'publish'
     const { problems } = await parseDocument(JSON.stringify(broken))
     assert.ok(problems.length > 0, 'the parser validates, so a clean result above means something')
@@ -76,8 +76,8 @@ describe('the AsyncAPI document', () => {
       .operations()
       .all()
       .filter((operation) => operation.action() === 'send')
-    for (const type of Object.values(BOOK_EVENT_TYPES)) {
-      const channel = channelAt(document, subjectOf(type))
+    for (const type of Object.values(BOOK_EVENTS.changes).map(({ type }) => type)) {
+      const channel = channelAt(document, EVENTS.subjectOf(type))
       assert.deepEqual(
         channel
           .servers()
@@ -107,7 +107,10 @@ describe('the AsyncAPI document', () => {
         .map((server) => server.protocol()),
       ['http'],
     )
-    assert.deepEqual([...schemasOf(feed).keys()], Object.values(BOOK_EVENT_TYPES))
+    assert.deepEqual(
+      [...schemasOf(feed).keys()],
+      Object.values(BOOK_EVENTS.changes).map(({ type }) => type),
+    )
   })
 
   it('when a book is created, replaced and deleted, then each event on the feed matches its channel and no other', async () => {
@@ -121,12 +124,12 @@ describe('the AsyncAPI document', () => {
     }
     assert.deepEqual(
       events.map(({ event }) => event.type),
-      Object.values(BOOK_EVENT_TYPES),
+      Object.values(BOOK_EVENTS.changes).map(({ type }) => type),
     )
     const feed = schemasOf(channelAt(document, PREFIX))
     for (const { event } of events) {
       assertValid(feed.get(event.type)?.payload, event, `${event.type} on the feed`)
-      const nats = schemasOf(channelAt(document, subjectOf(event.type)))
+      const nats = schemasOf(channelAt(document, EVENTS.subjectOf(event.type)))
       assertValid(nats.get(event.type)?.payload, event, `${event.type} as its NATS channel's payload`)
       for (const [type, { payload }] of feed) {
         if (type !== event.type) assert.equal(payload(event), false, `a ${event.type} event is no ${type}`)
@@ -134,7 +137,7 @@ describe('the AsyncAPI document', () => {
     }
     // A deleted event's data is the id and version, not a book: the created schema refuses the swap.
     const [created, , deleted] = events.map(({ event }) => event)
-    assert.equal(feed.get(BOOK_EVENT_TYPES.created)?.payload({ ...created, data: deleted.data }), false)
+    assert.equal(feed.get(BOOK_EVENTS.changes.created.type)?.payload({ ...created, data: deleted.data }), false)
   })
 
   it('when AUTH_MODE=jwt, then the document needs no token and the feed needs the scope the document names', async () => {
@@ -150,7 +153,7 @@ describe('the AsyncAPI document', () => {
     try {
       assert.equal((await fetch(`${secured.baseUrl}/asyncapi.json`)).status, 200)
       assert.equal((await fetch(`${secured.baseUrl}/asyncapi.yaml`)).status, 200)
-      const scheme = document.operations().get('streamBookEvents')?.security()[0]?.all()[0]?.scheme()
+      const scheme = document.operations().get('streamEvents')?.security()[0]?.all()[0]?.scheme()
       assert.equal(scheme?.type(), 'http')
       const scope = /scope (\S+);/.exec(scheme?.description() ?? '')?.[1] as string
       assert.equal((await secured.fetch(PREFIX)).status, 401)

@@ -1,14 +1,17 @@
-// The outbox: every committed create, update and delete of a book leaves one CloudEvent in book_events, written
+// The outbox: every committed create, update and delete of a book leaves one CloudEvent in outbox, written
 // with the change; a refused, failed or rolled-back write leaves none. Both backends.
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import { after, before, it } from 'node:test'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
+import type { BookEvent } from '../../../src/books/events.ts'
+import { BOOK_EVENTS } from '../../../src/books/events.ts'
 import { createBooksRepository } from '../../../src/books/repository.ts'
 import type { Database } from '../../../src/db/database.ts'
-import { BookEvent } from '../../../src/events/cloudevents.ts'
-import { createOutbox, FEED_START } from '../../../src/events/outbox.ts'
+import { createOutbox, FEED_START, outboxSweep } from '../../../src/events/outbox.ts'
+import { runOnce } from '../../../src/jobs/jobs.ts'
+import { EVENTS } from '../../../src/resources.ts'
 import { describe } from '../../helpers/describe.ts'
 import {
   BACKENDS,
@@ -22,13 +25,13 @@ import {
 
 const ajv = new Ajv2020({ strict: false, allErrors: true })
 addFormats.default(ajv)
-const isBookEvent = ajv.compile(BookEvent)
+const isBookEvent = ajv.compile(BOOK_EVENTS.envelope)
 
 const dune = { title: 'Dune', author: 'Frank Herbert', published_date: '1965-08-01' }
 
 /** Every event in the outbox, in feed order. */
 async function allEvents(database: Database): Promise<Json[]> {
-  const { entries } = await createOutbox(database).readAfter(FEED_START, 10_000)
+  const { entries } = await createOutbox(database, EVENTS).readAfter(FEED_START, 10_000)
   return entries.map((entry) => entry.event)
 }
 
@@ -123,22 +126,21 @@ for (const backend of BACKENDS) {
     })
 
     it('when events pass EVENTS_RETENTION, then the sweep deletes them: with a relay only once published', async () => {
-      const outbox = createOutbox(service.database)
       const ids: string[] = []
       for (let n = 0; n < 3; n++)
         ids.push((await bodyOf(await service.fetch('/v1/books', jsonRequest('POST', dune)))).id)
       const [old, oldPublished, recent] = ids
       await service.database.query(
-        "UPDATE book_events SET occurred_at = now() - interval '8 days' WHERE book_id = ANY($1::uuid[])",
+        "UPDATE outbox SET occurred_at = now() - interval '8 days' WHERE aggregate_id = ANY($1::uuid[])",
         [[old, oldPublished]],
       )
-      await service.database.query('UPDATE book_events SET published_at = now() WHERE book_id = $1', [oldPublished])
+      await service.database.query('UPDATE outbox SET published_at = now() WHERE aggregate_id = $1', [oldPublished])
       const week = 7 * 24 * 3600 * 1000
       const remaining = async () =>
         (await allEvents(service.database)).map((event) => event.subject).filter((id) => ids.includes(id))
-      assert.equal(await outbox.sweep(week, { relayed: true }), 1)
+      assert.equal(await runOnce(service.database, outboxSweep(week, { relayed: true })), 1)
       assert.deepEqual(await remaining(), [old, recent], 'an unpublished event waits for the relay')
-      assert.equal(await outbox.sweep(week, { relayed: false }), 1)
+      assert.equal(await runOnce(service.database, outboxSweep(week, { relayed: false })), 1)
       assert.deepEqual(await remaining(), [recent], 'without a relay the feed is the only reader')
     })
 

@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:net'
 import { after, before, it } from 'node:test'
-import { buildApp } from '../../../src/app.ts'
 import { parseConfig } from '../../../src/config/config.ts'
 import { openDatabase } from '../../../src/db/open.ts'
 import { createLogger } from '../../../src/logger.ts'
 import { createMetrics } from '../../../src/observability/metrics.ts'
+import { createService } from '../../../src/service.ts'
 import { describe } from '../../helpers/describe.ts'
 import { BACKENDS, jsonRequest, skipReason, startService, type TestService } from '../../helpers/service.ts'
 
@@ -30,7 +30,7 @@ async function appOn(databaseUrl: string) {
   const config = parseConfig({ DATABASE_URL: databaseUrl, DB_CONNECT_TIMEOUT: '1s' })
   const logger = createLogger('silent')
   const database = await openDatabase(config.database, logger)
-  const app = await buildApp({ config, database, logger, metrics: createMetrics() })
+  const { app } = await createService({ config, database, logger, metrics: createMetrics() })
   return {
     app,
     async close() {

@@ -17,8 +17,7 @@ import { promisify } from 'node:util'
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
 import { parse } from 'yaml'
-import type { BookEvent } from '../../../src/events/cloudevents.ts'
-import { STREAM } from '../../../src/events/relay.ts'
+import { BOOK_EVENTS, type BookEvent } from '../../../src/books/events.ts'
 import { configurationVariables, ROOT, setByCompose } from '../../helpers/compose-files.ts'
 import { describe } from '../../helpers/describe.ts'
 import { REQUIRE_SERVICES } from '../../helpers/postgres-server.ts'
@@ -191,10 +190,10 @@ function openProject(name: string, files: string[]): Project {
 
 /** Every message of the BOOKS stream, in stream order. */
 async function streamContents(jsm: JetStreamManager) {
-  const { state } = await jsm.streams.info(STREAM)
+  const { state } = await jsm.streams.info(BOOK_EVENTS.stream.name)
   const stored: { subject: string; msgId: string | undefined; event: BookEvent }[] = []
   for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
-    const message = await jsm.streams.getMessage(STREAM, { seq })
+    const message = await jsm.streams.getMessage(BOOK_EVENTS.stream.name, { seq })
     if (message !== null) {
       stored.push({ subject: message.subject, msgId: message.header.get('Nats-Msg-Id'), event: message.json() })
     }

@@ -25,8 +25,7 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
 import postgres from 'postgres'
 import { stringify } from 'yaml'
-import type { BookEvent } from '../../../src/events/cloudevents.ts'
-import { STREAM } from '../../../src/events/relay.ts'
+import { BOOK_EVENTS, type BookEvent } from '../../../src/books/events.ts'
 import { describe } from '../../helpers/describe.ts'
 import { kubectlMissing, type Manifest, render } from '../../helpers/kustomize.ts'
 import {
@@ -419,7 +418,9 @@ describe('the dev overlay under podman kube play', { skip }, () => {
       let event: BookEvent | undefined
       // Bounded: 50 × 200 ms; the relay publishes within a fraction of a second of the commit.
       for (let attempt = 0; attempt < 50 && event === undefined; attempt++) {
-        const message = await jsm.streams.getMessage(STREAM, { last_by_subj: 'books.created' }).catch(() => null)
+        const message = await jsm.streams
+          .getMessage(BOOK_EVENTS.stream.name, { last_by_subj: 'books.created' })
+          .catch(() => null)
         if (message !== null) event = message.json<BookEvent>()
         else await sleep(200)
       }

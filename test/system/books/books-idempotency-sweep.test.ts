@@ -2,7 +2,9 @@
 // time, so one that finds another sweeping skips its turn. (The embedded database has a single process.)
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
-import { createBooks } from '../../../src/books/books.ts'
+import { booksResource } from '../../../src/books/resource.ts'
+import { type Job, runOnce } from '../../../src/jobs/jobs.ts'
+import { createLogger } from '../../../src/logger.ts'
 import { describe } from '../../helpers/describe.ts'
 import { jsonRequest, skipReason, startService } from '../../helpers/service.ts'
 
@@ -12,7 +14,12 @@ describe('the sweep of expired idempotency keys on postgres', { skip: await skip
   it('when another replica is sweeping, then this one skips, and sweeps once the other has finished', async () => {
     const service = await startService('postgres')
     try {
-      const books = createBooks(service.database)
+      const { jobs = [] } = booksResource.build({
+        database: service.database,
+        logger: createLogger('silent'),
+        writes: { requireIfMatch: false },
+      })
+      const sweep = jobs.find((job) => job.name === 'idempotency-sweep') as Job
       const post = (key: string) => service.fetch('/v1/books', jsonRequest('POST', book, { 'idempotency-key': key }))
       for (const key of ['sweep-1', 'sweep-2', 'sweep-3']) assert.equal((await post(key)).status, 201)
       await service.database.query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
@@ -31,12 +38,12 @@ describe('the sweep of expired idempotency keys on postgres', { skip: await skip
         await released
       })
       await held
-      assert.equal(await books.sweepExpiredIdempotencyKeys(), undefined)
+      assert.equal(await runOnce(service.database, sweep), undefined)
       const waiting = await service.database.query('SELECT 1 FROM idempotency_keys')
       assert.equal(waiting.length, 3, 'nothing deleted while the other replica holds the lock')
       release()
       await other
-      assert.equal(await books.sweepExpiredIdempotencyKeys(), 3)
+      assert.equal(await runOnce(service.database, sweep), 3)
     } finally {
       await service.close()
     }

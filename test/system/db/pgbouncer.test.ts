@@ -8,13 +8,14 @@ import { join } from 'node:path'
 import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import postgres from 'postgres'
-import { type App, buildApp } from '../../../src/app.ts'
+import type { App } from '../../../src/app.ts'
 import { parseConfig } from '../../../src/config/config.ts'
 import type { Database } from '../../../src/db/database.ts'
 import { createMigrator } from '../../../src/db/migrator.ts'
 import { openDatabase } from '../../../src/db/open.ts'
 import { createLogger } from '../../../src/logger.ts'
 import { createMetrics } from '../../../src/observability/metrics.ts'
+import { createService } from '../../../src/service.ts'
 import { describe } from '../../helpers/describe.ts'
 import { createServerDatabase, postgresServerUnavailable, type ServerDatabase } from '../../helpers/postgres-server.ts'
 import { bodyOf, jsonRequest } from '../../helpers/service.ts'
@@ -85,7 +86,7 @@ describe('through PgBouncer in transaction mode', { skip }, () => {
     const logger = createLogger('silent')
     const metrics = createMetrics()
     database = await openDatabase(config.database, logger, { metrics })
-    app = await buildApp({ config, database, logger, metrics })
+    app = (await createService({ config, database, logger, metrics })).app
     await app.listen({ host: '127.0.0.1', port: 0 })
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
   })

@@ -5,8 +5,10 @@ import { it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
-import { STREAM, startRelay } from '../../../src/events/relay.ts'
+import { BOOK_EVENTS } from '../../../src/books/events.ts'
+import { startRelay } from '../../../src/events/relay.ts'
 import { createLogger } from '../../../src/logger.ts'
+import { EVENTS } from '../../../src/resources.ts'
 import { assertValid, channelAt, document, schemasOf, writeEachChange } from '../../helpers/asyncapi.ts'
 import { describe } from '../../helpers/describe.ts'
 import { natsMissing, natsSettings, startNats } from '../../helpers/nats.ts'
@@ -18,6 +20,7 @@ describe('the AsyncAPI document against NATS', { skip: natsMissing() }, () => {
     const service = await startService('embedded')
     const client = await connect({ servers: nats.url })
     const relay = startRelay({
+      catalog: EVENTS,
       database: service.database,
       nats: natsSettings(nats.url),
       logger: createLogger('silent'),
@@ -28,7 +31,7 @@ describe('the AsyncAPI document against NATS', { skip: natsMissing() }, () => {
       // Bounded: 100 × 100 ms for the relay to create the stream and publish the three events.
       let stored = 0
       for (let attempt = 0; attempt < 100 && stored < 3; attempt++) {
-        stored = await jsm.streams.info(STREAM).then(
+        stored = await jsm.streams.info(BOOK_EVENTS.stream.name).then(
           (info) => info.state.messages,
           () => 0,
         )
@@ -37,7 +40,7 @@ describe('the AsyncAPI document against NATS', { skip: natsMissing() }, () => {
       assert.equal(stored, 3)
       const subjects: string[] = []
       for (let seq = 1; seq <= 3; seq++) {
-        const message = await jsm.streams.getMessage(STREAM, { seq })
+        const message = await jsm.streams.getMessage(BOOK_EVENTS.stream.name, { seq })
         assert.ok(message)
         subjects.push(message.subject)
         const event = message.json<Json>()

@@ -10,11 +10,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { AckPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import postgres from 'postgres'
+import { BOOK_EVENTS, type BookEvent } from '../../../src/books/events.ts'
 import { DATABASE_RETRY_AFTER_SECONDS } from '../../../src/db/errors.ts'
-import type { BookEvent } from '../../../src/events/cloudevents.ts'
 import { OUTBOX_SQL } from '../../../src/events/outbox.ts'
-import { type RelayedBatch, STREAM, startRelay } from '../../../src/events/relay.ts'
+import { type RelayedBatch, startRelay } from '../../../src/events/relay.ts'
 import { createLogger } from '../../../src/logger.ts'
+import { EVENTS } from '../../../src/resources.ts'
 import { describe } from '../../helpers/describe.ts'
 import { natsMissing, natsSettings, startNats, type TestNats } from '../../helpers/nats.ts'
 import { bodyOf, jsonRequest, startService, type TestService } from '../../helpers/service.ts'
@@ -84,6 +85,7 @@ describe('the outbox relay when PostgreSQL crashes mid-batch', { skip }, () => {
     const relayLogs: { message?: string; err?: { code?: string; message?: string } }[] = []
     const relayLogger = createLogger('warn', { write: (line: string) => void relayLogs.push(JSON.parse(line)) })
     const relay = startRelay({
+      catalog: EVENTS,
       database: service.database,
       nats: natsSettings(nats.url),
       logger: relayLogger,
@@ -92,9 +94,13 @@ describe('the outbox relay when PostgreSQL crashes mid-batch', { skip }, () => {
     // The test's own connections to the throwaway server: one holds the row lock, one watches the relay wait on it.
     const sql = postgres(database.url, { max: 2, onnotice: () => {} })
     try {
-      await until('the BOOKS stream', 5000, async () => (await jsm.streams.info(STREAM)).config.subjects)
-      await jsm.consumers.add(STREAM, { durable_name: 'crash-test', ack_policy: AckPolicy.Explicit })
-      const consumer = await jetstream(client).consumers.get(STREAM, 'crash-test')
+      await until(
+        'the BOOKS stream',
+        5000,
+        async () => (await jsm.streams.info(BOOK_EVENTS.stream.name)).config.subjects,
+      )
+      await jsm.consumers.add(BOOK_EVENTS.stream.name, { durable_name: 'crash-test', ack_policy: AckPolicy.Explicit })
+      const consumer = await jetstream(client).consumers.get(BOOK_EVENTS.stream.name, 'crash-test')
       const received: Received[] = []
       const messages = await consumer.consume()
       void (async () => {
@@ -163,7 +169,7 @@ describe('the outbox relay when PostgreSQL crashes mid-batch', { skip }, () => {
           const [{ pid: lockerPid } = { pid: 0 }] = await locker<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`
           const [locked] = await until('an unpublished row to lock', 5000, async () => {
             const rows = await locker<{ id: string }[]>`
-              SELECT id FROM book_events WHERE published_at IS NULL ORDER BY position DESC LIMIT 1 FOR UPDATE`
+              SELECT id FROM outbox WHERE published_at IS NULL ORDER BY position DESC LIMIT 1 FOR UPDATE`
             return rows.length > 0 ? rows : undefined
           })
           crash.lockedId = locked?.id as string
@@ -182,7 +188,7 @@ describe('the outbox relay when PostgreSQL crashes mid-batch', { skip }, () => {
           crash.serverLog = join(dirname(folder), 'log')
           // The rows not marked at the crash: the relay's batch (all published) and the writes since it was read.
           crash.unmarked = (
-            await observer<{ id: string }[]>`SELECT id FROM book_events WHERE published_at IS NULL ORDER BY position`
+            await observer<{ id: string }[]>`SELECT id FROM outbox WHERE published_at IS NULL ORDER BY position`
           ).map((row) => row.id)
         } finally {
           // Back to the pool with its transaction still open: the lock holds until the crash ends it.
@@ -218,14 +224,14 @@ describe('the outbox relay when PostgreSQL crashes mid-batch', { skip }, () => {
       try {
         committed = await until('every event received', 30_000, async () => {
           const rows = await check<{ id: string; published: boolean }[]>`
-            SELECT id, published_at IS NOT NULL AS published FROM book_events ORDER BY position`
+            SELECT id, published_at IS NOT NULL AS published FROM outbox ORDER BY position`
           return new Set(received.map((message) => message.id)).size >= rows.length ? rows : undefined
         })
         // Long enough for a redelivery or a late duplicate to show.
         await sleep(1000)
         messages.stop()
         committed = await check<{ id: string; published: boolean }[]>`
-          SELECT id, published_at IS NOT NULL AS published FROM book_events ORDER BY position`
+          SELECT id, published_at IS NOT NULL AS published FROM outbox ORDER BY position`
       } finally {
         await check.end()
       }

@@ -17,9 +17,9 @@ import {
 } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { propagation, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api'
-import type { BookEvent } from '../../../src/events/cloudevents.ts'
+import { BOOK_EVENTS, type BookEvent } from '../../../src/books/events.ts'
 import { DEPTH_BOUND, OUTBOX_SQL } from '../../../src/events/outbox.ts'
-import { STREAM } from '../../../src/events/relay.ts'
+import { EVENTS } from '../../../src/resources.ts'
 import { describe } from '../../helpers/describe.ts'
 import { natsMissing, startNats, type TestNats } from '../../helpers/nats.ts'
 import { attribute, otlpReceiver } from '../../helpers/otlp-receiver.ts'
@@ -152,7 +152,7 @@ for (const backend of BACKENDS) {
         // waits on NATS does); on the server, a lock on the table stands in the way of the count.
         let held = false
         const hold = service.database.transaction(async (tx) => {
-          if (backend === 'postgres') await tx.query('LOCK TABLE book_events IN ACCESS EXCLUSIVE MODE')
+          if (backend === 'postgres') await tx.query('LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE')
           else await tx.query('SELECT 1')
           held = true
           await sleep(4500)
@@ -185,18 +185,18 @@ for (const backend of BACKENDS) {
       const service = await startService(backend)
       try {
         await service.database.query(
-          `INSERT INTO book_events (id, book_id, book_version, type, data, published_at)
+          `INSERT INTO outbox (id, aggregate_id, aggregate_version, type, data, published_at)
            SELECT gen_random_uuid(), gen_random_uuid(), 1, 'dev.myapp.book.created.v1', '{}'::jsonb,
                   CASE WHEN n <= 5000 THEN now() END
            FROM generate_series(1, 5005) AS n`,
         )
-        await service.database.query('ANALYZE book_events')
+        await service.database.query('ANALYZE outbox')
         const [plan] = await service.database.query<Record<string, unknown>>(
           `EXPLAIN (FORMAT JSON) ${OUTBOX_SQL.backlog}`,
           [DEPTH_BOUND],
         )
         const text = JSON.stringify(plan)
-        assert.equal(text.match(/"Index Name":\s*"book_events_unpublished_idx"/g)?.length, 2, text)
+        assert.equal(text.match(/"Index Name":\s*"outbox_unpublished_idx"/g)?.length, 2, text)
         assert.doesNotMatch(text, /Seq Scan/)
         const [backlog] = await service.database.query<{ depth: number; oldest_age_seconds: number }>(
           OUTBOX_SQL.backlog,
@@ -228,12 +228,12 @@ describe('the relay against a stream that refuses', { skip: skipNats || (await s
   it('when the stream is full, then each refused publish is counted as refused and the events wait; once it has room, they flow', async () => {
     const service = await startRelayedService('postgres', { NATS_URL: nats.url })
     try {
-      await until('the BOOKS stream', 5000, async () => (await jsm.streams.info(STREAM)).config.name)
+      await until('the BOOKS stream', 5000, async () => (await jsm.streams.info(BOOK_EVENTS.stream.name)).config.name)
       // This server's stream starts empty: with room for one message, the second is refused.
-      await jsm.streams.update(STREAM, { max_msgs: 1, discard: DiscardPolicy.New })
+      await jsm.streams.update(BOOK_EVENTS.stream.name, { max_msgs: 1, discard: DiscardPolicy.New })
       assert.equal((await service.fetch('/v1/books', jsonRequest('POST', book(100)))).status, 201)
       await until('the first event in', 5000, async () =>
-        (await jsm.streams.info(STREAM)).state.messages === 1 ? true : undefined,
+        (await jsm.streams.info(BOOK_EVENTS.stream.name)).state.messages === 1 ? true : undefined,
       )
       for (let n = 0; n < 2; n++) {
         assert.equal((await service.fetch('/v1/books', jsonRequest('POST', book(n)))).status, 201)
@@ -245,13 +245,13 @@ describe('the relay against a stream that refuses', { skip: skipNats || (await s
       assert.equal(gauges(refused).depth, 2)
       assert.equal(sampleOf(refused, 'events_publish_errors_total{reason="unreachable"}'), 0)
 
-      await jsm.streams.update(STREAM, { max_msgs: -1 })
+      await jsm.streams.update(BOOK_EVENTS.stream.name, { max_msgs: -1 })
       const flowed = await until('the outbox drained', 15_000, async () => {
         const { text } = await scrape(service)
         return gauges(text).depth === 0 ? text : undefined
       })
       assert.equal(gauges(flowed).age, 0)
-      assert.equal((await jsm.streams.info(STREAM)).state.messages, 3)
+      assert.equal((await jsm.streams.info(BOOK_EVENTS.stream.name)).state.messages, 3)
     } finally {
       await service.close()
     }
@@ -274,13 +274,13 @@ describe('a publish span per event', { skip: skipNats || (await skipReason('post
 
   /** The next message on books.created after now, from a durable consumer of its own. */
   async function nextCreated(name: string, write: () => Promise<void>) {
-    await jsm.consumers.add(STREAM, {
+    await jsm.consumers.add(BOOK_EVENTS.stream.name, {
       durable_name: name,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.New,
       filter_subject: 'books.created',
     })
-    const consumer = await jetstream(client).consumers.get(STREAM, name)
+    const consumer = await jetstream(client).consumers.get(BOOK_EVENTS.stream.name, name)
     await write()
     const message = await consumer.next({ expires: 10_000 })
     assert.ok(message, 'a message within 10 s')
@@ -298,7 +298,7 @@ describe('a publish span per event', { skip: skipNats || (await skipReason('post
       OTEL_TRACES_SAMPLER: 'parentbased_always_on',
     })
     try {
-      await until('the BOOKS stream', 5000, async () => (await jsm.streams.info(STREAM)).config.name)
+      await until('the BOOKS stream', 5000, async () => (await jsm.streams.info(BOOK_EVENTS.stream.name)).config.name)
       const traceId = '5af7183fb1d4cf5f87ff4a8bdc5c2a10'
       const callerSpanId = '0102030405060708'
       let created: { id: string } | undefined
@@ -376,7 +376,7 @@ describe('a publish span per event', { skip: skipNats || (await skipReason('post
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     })
     try {
-      await until('the BOOKS stream', 5000, async () => (await jsm.streams.info(STREAM)).config.name)
+      await until('the BOOKS stream', 5000, async () => (await jsm.streams.info(BOOK_EVENTS.stream.name)).config.name)
       const traceId = '6bf7183fb1d4cf5f87ff4a8bdc5c2a11'
       const received = await nextCreated('unsampled', async () => {
         const response = await service.fetch(
@@ -391,7 +391,7 @@ describe('a publish span per event', { skip: skipNats || (await skipReason('post
       // Marked published once acknowledged, so after its publish span (had it been recorded) ended.
       await until('the event marked published', 5000, async () => {
         const [row] = await service.database.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM book_events WHERE published_at IS NULL',
+          'SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL',
         )
         return row?.n === 0 ? true : undefined
       })

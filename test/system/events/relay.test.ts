@@ -7,13 +7,15 @@ import { after, before, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AckPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { BOOK_EVENTS, type BookEvent } from '../../../src/books/events.ts'
 import { parseConfig } from '../../../src/config/config.ts'
 import type { Database } from '../../../src/db/database.ts'
 import { openDatabase } from '../../../src/db/open.ts'
-import { type BookEvent, type EventRow, toCloudEvent } from '../../../src/events/cloudevents.ts'
-import { type RelayedBatch, STREAM, startRelay } from '../../../src/events/relay.ts'
+import type { EventRow } from '../../../src/events/cloudevents.ts'
+import { type RelayedBatch, startRelay } from '../../../src/events/relay.ts'
 import { createLogger } from '../../../src/logger.ts'
 import { createMetrics, type Metrics } from '../../../src/observability/metrics.ts'
+import { EVENTS } from '../../../src/resources.ts'
 import { describe } from '../../helpers/describe.ts'
 import { natsMissing, natsSettings, startNats, type TestNats } from '../../helpers/nats.ts'
 import { bodyOf, jsonRequest, skipReason, startService, type TestService } from '../../helpers/service.ts'
@@ -32,10 +34,10 @@ interface Stored {
 
 /** Every message in the stream, in stream order. */
 async function streamContents(jsm: JetStreamManager): Promise<Stored[]> {
-  const { state } = await jsm.streams.info(STREAM)
+  const { state } = await jsm.streams.info(BOOK_EVENTS.stream.name)
   const stored: Stored[] = []
   for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
-    const message = await jsm.streams.getMessage(STREAM, { seq })
+    const message = await jsm.streams.getMessage(BOOK_EVENTS.stream.name, { seq })
     if (message === null) continue
     stored.push({
       seq,
@@ -61,7 +63,7 @@ async function lagQuantiles(metrics: Metrics, quantiles: number[]) {
 }
 
 const eventCount = async (database: Database) =>
-  (await database.query<{ n: number }>('SELECT count(*)::int AS n FROM book_events'))[0]?.n ?? 0
+  (await database.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox'))[0]?.n ?? 0
 
 const skip = natsMissing() || (await skipReason('postgres'))
 
@@ -86,17 +88,22 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
     const retentionMs = 7 * 24 * 3600_000
     const relay = startRelay({
       database: service.database,
+      catalog: EVENTS,
       nats: natsSettings(nats.url),
       logger,
       maxAgeMs: retentionMs,
     })
     try {
       // The relay creates the stream when it first connects, keeping events as long as the outbox does.
-      await until('the BOOKS stream', 5000, async () => (await jsm.streams.info(STREAM)).config.subjects)
-      const { config } = await jsm.streams.info(STREAM)
+      await until(
+        'the BOOKS stream',
+        5000,
+        async () => (await jsm.streams.info(BOOK_EVENTS.stream.name)).config.subjects,
+      )
+      const { config } = await jsm.streams.info(BOOK_EVENTS.stream.name)
       assert.equal(config.max_age, retentionMs * 1_000_000, 'max_age is the retention, in nanoseconds')
-      await jsm.consumers.add(STREAM, { durable_name: 'first-test', ack_policy: AckPolicy.Explicit })
-      const consumer = await jetstream(client).consumers.get(STREAM, 'first-test')
+      await jsm.consumers.add(BOOK_EVENTS.stream.name, { durable_name: 'first-test', ack_policy: AckPolicy.Explicit })
+      const consumer = await jetstream(client).consumers.get(BOOK_EVENTS.stream.name, 'first-test')
       const received: { id: string; subject: string; event: BookEvent }[] = []
       const messages = await consumer.consume()
       void (async () => {
@@ -132,7 +139,7 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
       )
       assert.deepEqual(received[0]?.event.data, created)
       const published = await service.database.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM book_events WHERE published_at IS NULL',
+        'SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL',
       )
       assert.equal(published[0]?.n, 0, 'every row is marked published')
     } finally {
@@ -142,13 +149,20 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
 
   it('when NATS is stopped for 10 s under about 100 writes/s, then nothing is lost or duplicated, each book keeps its order, each event is measured once and the reconnect attempts are counted', async () => {
     const metrics = createMetrics()
-    const relay = startRelay({ database: service.database, nats: natsSettings(nats.url), logger, metrics })
+    const relay = startRelay({
+      database: service.database,
+      catalog: EVENTS,
+      nats: natsSettings(nats.url),
+      logger,
+      metrics,
+    })
     try {
       const [{ last } = { last: '0' }] = await service.database.query<{ last: string }>(
-        'SELECT coalesce(max(position), 0)::text AS last FROM book_events',
+        'SELECT coalesce(max(position), 0)::text AS last FROM outbox',
       )
       const before = await eventCount(service.database)
-      const firstSeq = (await until('the BOOKS stream', 5000, () => jsm.streams.info(STREAM))).state.last_seq + 1
+      const firstSeq =
+        (await until('the BOOKS stream', 5000, () => jsm.streams.info(BOOK_EVENTS.stream.name))).state.last_seq + 1
       const books: { id: string; version: number }[] = []
       let sent = 0
       let acked = 0
@@ -247,6 +261,7 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
     const relayOn = (name: string, database: Database) =>
       startRelay({
         database,
+        catalog: EVENTS,
         nats: natsSettings(nats.url),
         logger,
         onBatch: (batch) => batches.push({ ...batch, relay: name }),
@@ -255,7 +270,8 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
     const b = relayOn('b', second)
     let bStopped = false
     try {
-      const firstSeq = (await until('the BOOKS stream', 5000, () => jsm.streams.info(STREAM))).state.last_seq + 1
+      const firstSeq =
+        (await until('the BOOKS stream', 5000, () => jsm.streams.info(BOOK_EVENTS.stream.name))).state.last_seq + 1
       const write = async (n: number) => {
         const response = await service.fetch('/v1/books', jsonRequest('POST', book(n)))
         assert.equal(response.status, 201)
@@ -314,9 +330,9 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
  */
 async function outboxEvents(database: Database, after: string): Promise<BookEvent[]> {
   const rows = await database.query<EventRow>(
-    `SELECT position::text AS position, xid::text AS xid, id, type, book_id, book_version, occurred_at, traceparent, data
-     FROM book_events WHERE position > $1::bigint ORDER BY book_events.position`,
+    `SELECT position::text AS position, xid::text AS xid, id, type, aggregate_id, aggregate_version, occurred_at, traceparent, data
+     FROM outbox WHERE position > $1::bigint ORDER BY outbox.position`,
     [after],
   )
-  return rows.map(toCloudEvent)
+  return rows.map((row) => EVENTS.toCloudEvent(row) as BookEvent)
 }

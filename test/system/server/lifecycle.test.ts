@@ -152,6 +152,7 @@ describe('server lifecycle', () => {
         '00004_idempotency_response_version.sql',
         '00005_books_title_statistics.sql',
         '00006_create_book_events.sql',
+        '00007_generalize_outbox.sql',
       ])
       running.child.kill('SIGTERM')
       assert.equal(await running.exit, 0)

@@ -47,7 +47,7 @@ describe('parseConfig', () => {
       log: { level: 'info' },
       database: { kind: 'embedded', path: './data/pglite', debug: false },
       docs: { enabled: true },
-      books: { requireIfMatch: false },
+      writes: { requireIfMatch: false },
       auth: { mode: 'none' },
       environment: 'development',
       events: { nats: undefined, retentionMs: 604_800_000 },

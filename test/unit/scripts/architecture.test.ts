@@ -15,8 +15,11 @@ const script = packageJson.scripts['lint:architecture'] as string
 
 // Each file of the fixture, by path; the comment on a file names the rule it breaks or the allowance it relies on.
 const FIXTURE: Record<string, string> = {
-  // http-knows-no-resource
+  // shared-names-no-resource: the HTTP layer naming a resource
   'src/http/pipeline/knows-books.ts': "import { book } from '../../books/model.ts'\nexport const name = book\n",
+  // shared-names-no-resource: a shared layer naming the app level
+  'src/jobs/to-app.ts': "import { service } from '../service.ts'\nexport const used = service\n",
+  'src/service.ts': "export const service = 'service'\n",
   // allowed: the shared layers, a type of the Database seam, a builtin and an npm package
   'src/http/pipeline/allowed.ts': [
     "import { STATUS_CODES } from 'node:http'",
@@ -37,29 +40,47 @@ const FIXTURE: Record<string, string> = {
   'src/db/errors.ts': 'export const classify = (error: unknown) => error instanceof Error\n',
   // allowed: what a resource builds on
   'src/http/toolkit/kit.ts': "export const kit = 'kit'\n",
-  // db-not-to-http
-  'src/db/to-http.ts': "import { text } from '../http/pipeline/allowed.ts'\nexport const reply = text\n",
-  // db-knows-no-resource
-  'src/db/to-books.ts': "import { book } from '../books/model.ts'\nexport const row = book\n",
+  'src/rpc/toolkit/calls.ts': "export const calls = 'calls'\n",
+  // rest-not-to-rpc: the HTTP layer on the RPC one
+  'src/http/pipeline/to-rpc.ts': "import { calls } from '../../rpc/toolkit/calls.ts'\nexport const used = calls\n",
+  // rpc-not-to-rest: the RPC layer on the HTTP one
+  'src/rpc/toolkit/to-http.ts': "import { kit } from '../../http/toolkit/kit.ts'\nexport const used = kit\n",
   'src/logger.ts': "export const level = 'info'\n",
   'src/books/model.ts': "export const book = 'book'\n",
-  // core-not-to-fastify, twice: an npm package of Fastify's, even in types only, and src/http
+  // core-knows-no-transport, three times: an npm package of Fastify's (in types only), src/http and src/rpc
   'src/books/core.ts': "import type { FastifyInstance } from 'fastify'\nexport type App = FastifyInstance\n",
   'src/books/use-case.ts': "import { kit } from '../http/toolkit/kit.ts'\nexport const answer = kit\n",
-  // allowed: the adapter, in either of its two places, on Fastify and the toolkit
-  'src/books/routes.ts':
-    "import type { FastifyInstance } from 'fastify'\nimport { kit } from '../http/toolkit/kit.ts'\n" +
-    'export type App = FastifyInstance\nexport const answer = kit\n',
+  'src/books/calls.ts': "import { calls } from '../rpc/toolkit/calls.ts'\nexport const answer = calls\n",
+  // core-records-events-only; recording through the outbox is allowed
+  'src/books/repository.ts':
+    "import { record } from '../events/outbox.ts'\nimport { relay } from '../events/relay.ts'\n" +
+    'export const used = [record, relay]\n',
+  'src/events/outbox.ts': "export const record = 'record'\n",
+  'src/events/relay.ts': "export const relay = 'relay'\n",
+  // events-knows-no-core (and shared-names-no-resource)
+  'src/events/feed.ts': "import { book } from '../books/model.ts'\nexport const used = book\n",
+  // allowed: the REST adapter on Fastify and the toolkit
   'src/books/http/plugin.ts':
     "import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'\n" +
     "import { kit } from '../../http/toolkit/kit.ts'\nexport type Plugin = FastifyPluginAsyncTypebox\n" +
     'export const answer = kit\n',
-  // resource-uses-the-toolkit: a pipeline plugin is the app's to wire
+  // rest-not-to-rpc: a resource's REST adapter on RPC
+  'src/books/http/to-rpc.ts': "import { calls } from '../../rpc/toolkit/calls.ts'\nexport const answer = calls\n",
+  // allowed: the resource's assembly brings its adapters together
+  'src/books/resource.ts':
+    "import { answer } from './http/plugin.ts'\nimport { calls } from '../rpc/toolkit/calls.ts'\n" +
+    'export const books = [answer, calls]\n',
+  // resource-uses-the-toolkits: a pipeline plugin is the app's to wire
   'src/books/http/wires.ts': "import { text } from '../../http/pipeline/allowed.ts'\nexport const answer = text\n",
-  // allowed: the probes are all HTTP, with no core
+  // resources-do-not-know-each-other
+  'src/authors/uses-books.ts': "import { book } from '../books/model.ts'\nexport const answer = book\n",
+  // observability-and-probes-not-to-the-pipeline, twice; the toolkit is allowed
   'src/health/probe.ts':
-    "import type { FastifyInstance } from 'fastify'\nimport { text } from '../http/pipeline/allowed.ts'\n" +
-    'export type App = FastifyInstance\nexport const answer = text\n',
+    "import { kit } from '../http/toolkit/kit.ts'\nimport { text } from '../http/pipeline/allowed.ts'\n" +
+    'export const answer = [kit, text]\n',
+  'src/observability/http.ts': "import { text } from '../http/pipeline/allowed.ts'\nexport const answer = text\n",
+  // admission-is-transport-neutral
+  'src/admission/hook.ts': "import type { FastifyInstance } from 'fastify'\nexport type App = FastifyInstance\n",
   // no-circular (reported once, from its first module), through a type-only import one way and a dynamic import back
   'src/cycle/a.ts': "import type { B } from './b.ts'\nexport type A = { b?: B }\n",
   'src/cycle/b.ts': "export type B = number\nexport const load = () => import('./a.ts')\n",
@@ -74,16 +95,26 @@ const FIXTURE: Record<string, string> = {
 }
 
 const EXPECTED = [
+  'admission-is-transport-neutral: src/admission/hook.ts → node_modules/fastify/fastify.js',
   'bench-not-to-test: bench/run.ts → test/helper.ts',
-  'core-not-to-fastify: src/books/core.ts → node_modules/fastify/fastify.js',
-  'core-not-to-fastify: src/books/use-case.ts → src/http/toolkit/kit.ts',
-  'db-knows-no-resource: src/db/to-books.ts → src/books/model.ts',
-  'db-not-to-http: src/db/to-http.ts → src/http/pipeline/allowed.ts',
-  'http-knows-no-resource: src/http/pipeline/knows-books.ts → src/books/model.ts',
+  'core-knows-no-transport: src/books/calls.ts → src/rpc/toolkit/calls.ts',
+  'core-knows-no-transport: src/books/core.ts → node_modules/fastify/fastify.js',
+  'core-knows-no-transport: src/books/use-case.ts → src/http/toolkit/kit.ts',
+  'core-records-events-only: src/books/repository.ts → src/events/relay.ts',
+  'events-knows-no-core: src/events/feed.ts → src/books/model.ts',
   'http-uses-db-types-only: src/http/pipeline/opens-db.ts → src/db/open.ts',
   'no-circular: src/cycle/a.ts → src/cycle/b.ts',
   'not-to-unresolvable: src/missing.ts → ./gone.ts',
-  'resource-uses-the-toolkit: src/books/http/wires.ts → src/http/pipeline/allowed.ts',
+  'observability-and-probes-not-to-the-pipeline: src/health/probe.ts → src/http/pipeline/allowed.ts',
+  'observability-and-probes-not-to-the-pipeline: src/observability/http.ts → src/http/pipeline/allowed.ts',
+  'resource-uses-the-toolkits: src/books/http/wires.ts → src/http/pipeline/allowed.ts',
+  'resources-do-not-know-each-other: src/authors/uses-books.ts → src/books/model.ts',
+  'rest-not-to-rpc: src/books/http/to-rpc.ts → src/rpc/toolkit/calls.ts',
+  'rest-not-to-rpc: src/http/pipeline/to-rpc.ts → src/rpc/toolkit/calls.ts',
+  'rpc-not-to-rest: src/rpc/toolkit/to-http.ts → src/http/toolkit/kit.ts',
+  'shared-names-no-resource: src/events/feed.ts → src/books/model.ts',
+  'shared-names-no-resource: src/http/pipeline/knows-books.ts → src/books/model.ts',
+  'shared-names-no-resource: src/jobs/to-app.ts → src/service.ts',
   'src-not-to-test: src/uses-test.ts → test/helper.ts',
 ]
 

@@ -1,5 +1,6 @@
-// Access is declared once, on the route: a /v1 route without a declaration cannot be added, authentication
-// enforces the declared scope whatever the method, and the OpenAPI document shows the same scope.
+// Each operation is declared once (src/admission/operation.ts) and the route names it: a route without one cannot
+// be added, whatever its path; admission enforces the declared scope whatever the method; and the OpenAPI document
+// shows what the resources declare.
 import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -7,10 +8,17 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { createAdmission } from '../../../src/admission/admission.ts'
 import { createTokenVerifier, missingScope } from '../../../src/auth/tokens.ts'
 import { parseConfig } from '../../../src/config/config.ts'
-import { requireDeclaredAccess } from '../../../src/http/pipeline/access.ts'
 import { registerAdmission } from '../../../src/http/pipeline/admission.ts'
 import { registerErrorHandling } from '../../../src/http/pipeline/errors.ts'
-import { type Access, PUBLIC, requiresScope } from '../../../src/http/toolkit/access.ts'
+import { requireDeclaredOperations, routesServing } from '../../../src/http/pipeline/operations.ts'
+import {
+  type Access,
+  declareOperations,
+  type Operation,
+  PUBLIC,
+  requiresScope,
+} from '../../../src/http/toolkit/operation.ts'
+import { RESOURCES } from '../../../src/resources.ts'
 import { describe } from '../../helpers/describe.ts'
 import { bodyOf, type Json, jsonRequest, startService, type TestService } from '../../helpers/service.ts'
 
@@ -38,7 +46,7 @@ const bearer = async (scope: string) => ({ authorization: `Bearer ${await tokenW
 /** An app that checks declarations, with `add` adding its routes; resolves once every route has been added. */
 async function appWith(add: (app: FastifyInstance) => void): Promise<FastifyInstance> {
   const app = Fastify()
-  requireDeclaredAccess(app)
+  requireDeclaredOperations(app)
   try {
     add(app)
     await app.ready()
@@ -50,27 +58,36 @@ async function appWith(add: (app: FastifyInstance) => void): Promise<FastifyInst
 }
 
 const ok = async () => ({ ok: true })
+const operationWith = (access: Access): Operation =>
+  declareOperations({ listAuthors: { summary: 'List authors', access, effect: 'read' } }).listAuthors
 
-describe('a route that declares no access', () => {
-  it('when GET /v1/authors declares none, then adding it fails, naming the method, the path and what to declare', async () => {
+describe('a route that names no operation', () => {
+  it('when GET /v1/authors names none, then adding it fails, naming the method, the path and what to declare', async () => {
     await assert.rejects(
       appWith((app) => app.get('/v1/authors', ok)),
       (error: Error) => {
-        assert.match(error.message, /^GET \/v1\/authors declares no access/)
-        assert.match(error.message, /config\.access, requiresScope\(…\) or PUBLIC/)
+        assert.match(error.message, /^GET \/v1\/authors serves no declared operation/)
+        assert.match(error.message, /config\.operation/)
         return true
       },
     )
   })
 
-  it('when a resource adds it under the /v1 prefix, then it fails the same way', async () => {
-    await assert.rejects(
-      appWith((app) => app.register(async (v1) => v1.post('/authors', ok), { prefix: '/v1' })),
-      (error: Error) => {
-        assert.match(error.message, /^POST \/v1\/authors declares no access/)
+  it('when a resource adds it under a prefix, or outside /v1, then it fails the same way: no path is exempt', async () => {
+    for (const [add, expected] of [
+      [
+        (app: FastifyInstance) => app.register(async (v1) => v1.post('/authors', ok), { prefix: '/v1' }),
+        /^POST \/v1\/authors/,
+      ],
+      [(app: FastifyInstance) => app.get('/docs/static/logo.svg', ok), /^GET \/docs\/static\/logo\.svg/],
+      [(app: FastifyInstance) => app.get('/livez', ok), /^GET \/livez/],
+    ] as const) {
+      await assert.rejects(appWith(add), (error: Error) => {
+        assert.match(error.message, expected)
+        assert.match(error.message, /serves no declared operation/)
         return true
-      },
-    )
+      })
+    }
   })
 
   for (const [name, access] of [
@@ -78,7 +95,7 @@ describe('a route that declares no access', () => {
     ["requiresScope('authors:read')", requiresScope('authors:read')],
   ] as [string, Access][]) {
     it(`when GET /v1/authors declares ${name}, then it is added and served`, async () => {
-      const app = await appWith((app) => app.get('/v1/authors', { config: { access } }, ok))
+      const app = await appWith((app) => app.get('/v1/authors', { config: { operation: operationWith(access) } }, ok))
       try {
         assert.equal((await app.inject({ url: '/v1/authors' })).statusCode, 200)
       } finally {
@@ -87,10 +104,22 @@ describe('a route that declares no access', () => {
     })
   }
 
-  it('when a route outside /v1 declares none, then it is added (a plugin’s assets are public)', async () => {
-    const app = await appWith((app) => app.get('/docs/static/logo.svg', ok))
+  it('when a plugin adds routes of its own while registered with routesServing, then they serve its operation', async () => {
+    const page = operationWith(PUBLIC)
+    let served: Operation | undefined
+    const app = await appWith((app) => {
+      void routesServing(app, page, () =>
+        app.register(async (plugin) => {
+          plugin.get('/docs/static/logo.svg', async (request) => {
+            served = request.routeOptions.config.operation
+            return { ok: true }
+          })
+        }),
+      )
+    })
     try {
       assert.equal((await app.inject({ url: '/docs/static/logo.svg' })).statusCode, 200)
+      assert.equal(served, page)
     } finally {
       await app.close()
     }
@@ -114,13 +143,18 @@ describe('the scope enforced is the one the route declares (AUTH_MODE=jwt)', () 
     if (auth.mode !== 'jwt') return
     app = Fastify()
     registerErrorHandling(app)
-    requireDeclaredAccess(app)
+    requireDeclaredOperations(app)
     const budgets = { requests: undefined, failures: undefined, close: async () => {} }
     registerAdmission(app, createAdmission({ tokens: await createTokenVerifier(auth), publicReads: false, budgets }))
     // Each declares the scope a method-based rule would not give it.
-    app.post('/v1/reports', { config: { access: requiresScope('reports:read') } }, ok)
-    app.get('/v1/reports/drafts', { config: { access: requiresScope('reports:write') } }, ok)
-    app.get('/v1/status', { config: { access: PUBLIC } }, ok)
+    const operations = declareOperations({
+      fileReport: { summary: 'File a report', access: requiresScope('reports:read'), effect: 'write' },
+      listDrafts: { summary: 'List drafts', access: requiresScope('reports:write'), effect: 'read' },
+      status: { summary: 'Status', access: PUBLIC, effect: 'read' },
+    })
+    app.post('/v1/reports', { config: { operation: operations.fileReport } }, ok)
+    app.get('/v1/reports/drafts', { config: { operation: operations.listDrafts } }, ok)
+    app.get('/v1/status', { config: { operation: operations.status } }, ok)
     await app.ready()
   })
   after(() => app?.close())
@@ -136,7 +170,7 @@ describe('the scope enforced is the one the route declares (AUTH_MODE=jwt)', () 
     for (const scope of ['books:write', 'reports:write books:read books:write']) {
       const refused = await call('POST', '/v1/reports', scope)
       assert.equal(refused.statusCode, 403, scope)
-      assert.equal(refused.json().detail, missingScope('reports:read'))
+      assert.equal(refused.json().detail, missingScope(['reports:read']))
       assert.match(refused.json().detail, /reports:read/)
       assert.match(String(refused.headers['www-authenticate']), /error="insufficient_scope".*scope="reports:read"/)
     }
@@ -145,7 +179,7 @@ describe('the scope enforced is the one the route declares (AUTH_MODE=jwt)', () 
   it('when a GET route declares reports:write, then only a reports:write token is served', async () => {
     const refused = await call('GET', '/v1/reports/drafts', 'reports:read books:read')
     assert.equal(refused.statusCode, 403)
-    assert.equal(refused.json().detail, missingScope('reports:write'))
+    assert.equal(refused.json().detail, missingScope(['reports:write']))
     assert.equal((await call('GET', '/v1/reports/drafts', 'reports:write')).statusCode, 200)
   })
 
@@ -160,7 +194,7 @@ describe('the scope enforced is the one the route declares (AUTH_MODE=jwt)', () 
   })
 })
 
-describe('the OpenAPI document shows the declared access', () => {
+describe('the OpenAPI document shows the declared operations', () => {
   let service: TestService
   let document: Json
   before(async () => {
@@ -171,14 +205,15 @@ describe('the OpenAPI document shows the declared access', () => {
   })
   after(() => service?.close())
 
-  // What src/books/http/routes.ts declares on each route.
+  // What the resources declare, and the feed of their events, which needs any of their read scopes.
   const DECLARED: Record<string, string> = {
     streamEvents: 'books:read',
-    listBooks: 'books:read',
-    getBook: 'books:read',
-    createBook: 'books:write',
-    replaceBook: 'books:write',
-    deleteBook: 'books:write',
+    ...Object.fromEntries(
+      RESOURCES.flatMap((resource) => Object.values(resource.operations)).map((operation) => [
+        operation.id,
+        operation.access.kind === 'scope' ? operation.access.scopes.join(' ') : '',
+      ]),
+    ),
   }
   const operations = () =>
     Object.entries(document.paths as Record<string, Record<string, Json>>).flatMap(([path, methods]) =>
@@ -199,8 +234,8 @@ describe('the OpenAPI document shows the declared access', () => {
       const scope = DECLARED[operation.operationId] as string
       const example = operation.responses['403']?.content?.['application/problem+json']?.example
       assert.ok(example, `${operation.operationId} documents a 403 with an example`)
-      assert.equal(example.detail, missingScope(scope), operation.operationId)
-      assert.equal(example.error, missingScope(scope), operation.operationId)
+      assert.equal(example.detail, missingScope([scope]), operation.operationId)
+      assert.equal(example.error, missingScope([scope]), operation.operationId)
     }
   })
 
@@ -222,6 +257,19 @@ describe('the OpenAPI document shows the declared access', () => {
         operation.responses['403'].content['application/problem+json'].example.detail,
         `${method} ${path}`,
       )
+    }
+  })
+
+  it('when an operation is listed, then its summary and description are its declaration’s', () => {
+    const declared = new Map(
+      RESOURCES.flatMap((resource) => Object.values(resource.operations)).map((operation) => [operation.id, operation]),
+    )
+    const documented = operations().filter(({ operation }) => declared.has(operation.operationId))
+    assert.equal(documented.length, declared.size, 'every declared operation is in the document')
+    for (const { operation } of documented) {
+      const declaration = declared.get(operation.operationId) as Operation
+      assert.equal(operation.summary, declaration.summary, operation.operationId)
+      assert.equal(operation.description, declaration.description, operation.operationId)
     }
   })
 

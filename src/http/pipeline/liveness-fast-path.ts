@@ -4,9 +4,9 @@
 // is neither logged nor traced, as probes are noise in both. The Fastify route stays for the OpenAPI document,
 // for app.inject() and for the other methods (405).
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { requestIdFor } from '../http/pipeline/request-id.ts'
-import { SECURITY_HEADERS } from '../http/pipeline/security.ts'
-import type { Metrics } from '../observability/metrics.ts'
+import type { Metrics } from '../../observability/metrics.ts'
+import { requestIdFor } from './request-id.ts'
+import { SECURITY_HEADERS } from './security.ts'
 
 const BODY = JSON.stringify({ status: 'ok' })
 // A flat [name, value, …] list: writeHead takes it as is, without walking an object per answer.
