@@ -185,8 +185,8 @@ for (const backend of BACKENDS) {
       const service = await startService(backend)
       try {
         await service.database.query(
-          `INSERT INTO outbox (id, aggregate_id, aggregate_version, type, data, published_at)
-           SELECT gen_random_uuid(), gen_random_uuid(), 1, 'dev.myapp.book.created.v1', '{}'::jsonb,
+          `INSERT INTO outbox (id, aggregate_type, aggregate_id, aggregate_version, type, data, published_at)
+           SELECT gen_random_uuid(), 'book', gen_random_uuid(), 1, 'dev.myapp.book.created.v1', '{}'::jsonb,
                   CASE WHEN n <= 5000 THEN now() END
            FROM generate_series(1, 5005) AS n`,
         )

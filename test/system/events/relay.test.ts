@@ -330,7 +330,8 @@ describe('the outbox relay to NATS JetStream', { skip }, () => {
  */
 async function outboxEvents(database: Database, after: string): Promise<BookEvent[]> {
   const rows = await database.query<EventRow>(
-    `SELECT position::text AS position, xid::text AS xid, id, type, aggregate_id, aggregate_version, occurred_at, traceparent, data
+    `SELECT position::text AS position, xid::text AS xid, id, type, aggregate_type, aggregate_id, aggregate_version,
+            occurred_at, traceparent, data
      FROM outbox WHERE position > $1::bigint ORDER BY outbox.position`,
     [after],
   )
