@@ -9,7 +9,7 @@
 // bench/results/<time>.json and .md (and the lists' query plans in <time>-plans/) and prints the report.
 //
 //   BENCH_ONLY          sections to run, comma-separated, in the plan's order whatever the order named (default all):
-//                       scenarios, features, rate, pools, rpc, events, startup, lists;
+//                       scenarios, features, rate, pools, rpc, events, startup, lists, against;
 //                       e.g. BENCH_ONLY=lists,pools npm run bench
 //   BENCH_DATABASE_URL  admin connection (default postgres://postgres@127.0.0.1:5432/postgres)
 //   BENCH_SECONDS       measured seconds per run (default 8); BENCH_WARMUP_SECONDS (default 3)
@@ -20,12 +20,15 @@
 //   BENCH_LIST_SIZES    the lists section's table sizes, comma-separated (default 10000,1000000)
 //   BENCH_COLD_STARTS   starts timed for cold start and idle RSS (default 5), BENCH_IDLE_SECONDS before RSS (2)
 //   BENCH_OUTPUT        folder for the results (default bench/results)
+//   BENCH_AGAINST       a git revision (e.g. main, v1.2.0, a commit) whose build the against section measures beside
+//                       this one, scenario by scenario, in the same run; unset: that section is skipped
 import { execFile } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { promisify } from 'node:util'
 import { type Context, openContext, type Section } from './context.ts'
 import { type Results, type Target, targets, toMarkdown } from './report.ts'
+import { against } from './sections/against.ts'
 import { events } from './sections/events.ts'
 import { features } from './sections/features.ts'
 import { lists } from './sections/lists.ts'
@@ -38,7 +41,7 @@ import { type Settings, settingsFrom } from './settings.ts'
 
 const run = promisify(execFile)
 
-const PLAN: Section[] = [scenarios, features, rate, pools, rpc, events, startup, lists]
+const PLAN: Section[] = [scenarios, features, rate, pools, rpc, events, startup, lists, against]
 
 async function main() {
   const settings = settingsFrom(process.env)

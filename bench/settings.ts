@@ -16,6 +16,8 @@ export interface Settings {
   listSizes: number[]
   /** Sections to run, in the plan's order; empty: all. */
   only: string[]
+  /** A git revision whose build the against section measures beside this one; none: the section is skipped. */
+  against: string | undefined
 }
 
 export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
@@ -39,6 +41,7 @@ export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
     output: env.BENCH_OUTPUT ?? 'bench/results',
     eventsRate,
     listSizes: listSizes.sort((a, b) => a - b),
+    against: env.BENCH_AGAINST === undefined || env.BENCH_AGAINST === '' ? undefined : env.BENCH_AGAINST,
     only: (env.BENCH_ONLY ?? '')
       .split(',')
       .map((name) => name.trim())

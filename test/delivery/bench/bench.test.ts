@@ -48,8 +48,10 @@ describe('the benchmark (npm run bench)', { skip }, () => {
         BENCH_EVENTS_RATE: '200',
         BENCH_LIST_SIZES: '2000,4000',
         BENCH_OUTPUT: output,
+        // The clone's own revision: the against section builds it in a worktree and runs it beside this build.
+        BENCH_AGAINST: 'HEAD',
       },
-      timeout: 300_000,
+      timeout: 420_000,
       maxBuffer: 1 << 22,
     })
     const [json] = readdirSync(output).filter((name) => name.endsWith('.json'))
@@ -110,12 +112,29 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     assertRelayLagReported(results.events.lag.fixedRate, 200)
     const half = Math.round(results.events.creates.serviceRelayed.requestsPerSecond / 2)
     assertRelayLagReported(results.events.lag.halfMaximum, half)
+    assert.deepEqual(Object.keys(results.against.scenarios), ['read', 'list', 'create', 'update', 'mix'])
+    assert.match(results.against.commit, /^[0-9a-f]{40}$/)
+    for (const [scenario, { current, earlier }] of Object.entries<{ current: HttpRun; earlier: HttpRun }>(
+      results.against.scenarios,
+    )) {
+      httpRuns.push([`against: ${scenario}, this build`, current], [`against: ${scenario}, HEAD`, earlier])
+    }
     for (const [name, result] of httpRuns) {
       assert.ok(result.requests > 0, `${name}: requests were made`)
       assert.equal(result.errors, 0, `${name}: transport errors`)
       assert.equal(result.non2xx, 0, `${name}: answers outside 2xx`)
     }
-    assert.deepEqual(results.sections, ['scenarios', 'features', 'rate', 'pools', 'rpc', 'events', 'startup', 'lists'])
+    assert.deepEqual(results.sections, [
+      'scenarios',
+      'features',
+      'rate',
+      'pools',
+      'rpc',
+      'events',
+      'startup',
+      'lists',
+      'against',
+    ])
     assert.deepEqual(Object.keys(results.features), [
       'all features on',
       'all features off',
@@ -133,8 +152,8 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     assertListsReported(results.lists, [2000, 4000])
 
     // 8 targets of the service's overhead, 4 of its pools, 2 of gRPC, 1 of list throughput, 1 per list variant, 1 of
-    // the outbox.
-    assert.equal(results.targets.length, 8 + 4 + 2 + 1 + 6 + 1)
+    // the outbox, 1 per scenario against the earlier build.
+    assert.equal(results.targets.length, 8 + 4 + 2 + 1 + 6 + 1 + 5)
     for (const target of results.targets) assert.equal(typeof target.met, 'boolean', target.name)
     assert.match(
       stdout,
@@ -155,6 +174,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
       /\| create with its outbox event \/ without it \(bare node:http, same driver\) \| [\d.]+ \| ≥ 0\.85 \| (yes|NO) \|/,
     )
     assert.match(stdout, /\| 200 \| \d+ \| \d+ \| 200 of 200 \/ 200 \/ 0 \| \d+ \([\d.]+\) \| \d+ \|/)
+    assert.match(stdout, /\| read: this build \/ HEAD \([0-9a-f]{7}\) \| [\d.]+ \| ≥ 0\.95 \| (yes|NO) \|/)
     assert.match(
       stdout,
       /\| list \(default page, 2000 books\) \/ 516 req\/s before cursors \(100,000 books\) \| [\d.]+ \| ≥ 5 \|/,
@@ -176,7 +196,7 @@ describe('the benchmark (npm run bench)', { skip }, () => {
     assert.equal(failed.code, 1)
     assert.match(
       failed.stderr,
-      /BENCH_ONLY: no section nonsense; the sections: scenarios, features, rate, pools, rpc, events, startup, lists/,
+      /BENCH_ONLY: no section nonsense; the sections: scenarios, features, rate, pools, rpc, events, startup, lists, against/,
     )
   })
 })
