@@ -8,7 +8,8 @@ export const LimitsEnvSchema = Type.Object({
   RATE_LIMIT_MAX: Type.Integer({
     minimum: 0,
     default: 600,
-    description: 'Requests per client address per window on /v1 and RPC, counted whatever their answer; 0 = off',
+    description:
+      'Requests per caller (token subject, else client address) per window, REST and RPC, whatever their answer; probes, metrics and documents are not counted; 0 = off',
   }),
   RATE_LIMIT_WINDOW: Duration('1m', 'Rate limit window'),
   AUTH_FAILURE_LIMIT: Type.Integer({
