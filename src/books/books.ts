@@ -2,10 +2,13 @@
 // No transport here: outcomes are values, and versions are numbers. The REST adapter (src/books/http/) maps them
 // to statuses, ETags and problem answers; another transport maps them its own way.
 import { createHash } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
+import mergePatch from 'json-merge-patch'
 import type { Database, Queryable } from '../db/database.ts'
+import { compileValidator, fieldErrors } from '../schema/validation.ts'
 import { type Cursor, decodeCursor } from './cursor.ts'
 import { type CountMethod, createBooksRepository, type ListPage, type StoredBook } from './repository.ts'
-import type { BookInput, BookReplacement, ListQuery } from './schemas.ts'
+import { type Book, BookInput, type BookPatch, type BookReplacement, type ListQuery } from './schemas.ts'
 
 export { ESTIMATED_COUNT_THRESHOLD } from './repository.ts'
 export type { CountMethod, ListPage, StoredBook }
@@ -30,6 +33,12 @@ export type CreateOutcome =
   | { outcome: 'key_reused' }
 export type ReplaceOutcome = { outcome: 'replaced'; book: StoredBook } | NotFound | VersionMismatch | Invalid
 export type DeleteOutcome = { outcome: 'deleted' } | NotFound | VersionMismatch
+/** `changed` is false when the patch left the book as it was: nothing was written. */
+export type PatchOutcome =
+  | { outcome: 'patched'; book: StoredBook; changed: boolean }
+  | NotFound
+  | VersionMismatch
+  | Invalid
 
 /** Who sent an idempotency key, and the key: keys of different callers never meet. */
 export interface IdempotencyKey {
@@ -55,6 +64,21 @@ export function trimInput(input: unknown): void {
     const value = fields[field]
     if (typeof value === 'string') fields[field] = value.trim()
   }
+}
+
+/** The members of a book that no write sets. */
+const READ_ONLY = ['id', 'created_at', 'updated_at'] as const
+const INPUT_MEMBERS = Object.keys(BookInput.properties) as (keyof BookInput)[]
+const validInput = compileValidator({ schema: BookInput, httpPart: 'body' })
+/** The optional members without a default: a patch's null removes them, and they read as null. */
+const CLEARABLE = INPUT_MEMBERS.filter(
+  (member) =>
+    !(BookInput.required as string[] | undefined)?.includes(member) && !('default' in BookInput.properties[member]),
+)
+
+/** The input that would write the book as it is. */
+function inputOf(book: Book): BookInput {
+  return Object.fromEntries(INPUT_MEMBERS.map((member) => [member, book[member]])) as BookInput
 }
 
 /** A digest of the create input as validated (trimmed, defaults filled), independent of member order. */
@@ -107,6 +131,34 @@ export function createBooks(database: Database) {
       }
       const written = await repository.update(id, input, expectedVersions)
       return written.outcome === 'done' ? { outcome: 'replaced', book: written.value } : written
+    },
+
+    /**
+     * Changes some fields (JSON Merge Patch), only while the book is at one of `expectedVersions` when given. The
+     * book as patched is judged whole, by the input's schema; the read and the write are one transaction, so no
+     * other write comes between them. A patch that changes nothing writes nothing.
+     */
+    async patch(id: string, patch: BookPatch, expectedVersions?: number[]): Promise<PatchOutcome> {
+      const readOnly = READ_ONLY.filter((member) => member in patch)
+      if (readOnly.length > 0) {
+        const errors = Object.fromEntries(readOnly.map((member) => [member, 'Is read-only: a patch cannot change it']))
+        return { outcome: 'invalid', errors }
+      }
+      const result = await repository.modify<PatchOutcome>(id, (current) => {
+        if (expectedVersions !== undefined && !expectedVersions.includes(current.version)) {
+          return { stop: { outcome: 'version_mismatch' } }
+        }
+        const before = inputOf(current.book)
+        const after = mergePatch.apply(structuredClone(before), patch) as Record<string, unknown>
+        for (const member of CLEARABLE) after[member] ??= null
+        if (!validInput(after)) {
+          return { stop: { outcome: 'invalid', errors: fieldErrors(validInput.errors ?? [], 'body') } }
+        }
+        if (isDeepStrictEqual(after, before)) return { stop: { outcome: 'patched', book: current, changed: false } }
+        return { write: after as BookInput }
+      })
+      if (result.outcome === 'not_found') return result
+      return result.outcome === 'written' ? { outcome: 'patched', book: result.book, changed: true } : result.stop
     },
 
     async delete(id: string, expectedVersions?: number[]): Promise<DeleteOutcome> {

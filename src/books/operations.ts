@@ -28,5 +28,14 @@ export const BOOK_OPERATIONS = declareOperations({
     access: WRITE,
     effect: 'write',
   },
+  patchBook: {
+    summary: 'Change some fields of a book',
+    description:
+      'A JSON Merge Patch (RFC 7396, `application/merge-patch+json`): each member replaces the book’s value and ' +
+      'null clears an optional one; the book as changed is validated whole. Read-only members are refused. An ' +
+      'empty patch, or one that changes nothing, writes nothing and answers the book with its current ETag.',
+    access: WRITE,
+    effect: 'write',
+  },
   deleteBook: { summary: 'Delete a book', access: WRITE, effect: 'write' },
 })

@@ -298,6 +298,8 @@ const remove = numbered(($) =>
  */
 export const BOOK_SQL = {
   findById: `SELECT ${COLUMNS} FROM books WHERE id = $1`,
+  // A read that a write in the same transaction follows: no other write of the book comes in between.
+  findForUpdate: `SELECT ${COLUMNS} FROM books WHERE id = $1 FOR UPDATE`,
   insert: insert.text,
   update: update.text,
   delete: remove.text,
@@ -509,6 +511,30 @@ export function createBooksRepository(db: Database) {
 
     /** Forgets idempotency keys older than 24 hours, in batches, in `tx` (the sweep job's): how many. */
     deleteExpiredIdempotencyKeys: deleteExpiredKeys,
+
+    /**
+     * A read-modify-write (a patch): reads the book locked for the transaction, and writes the input `next` makes of
+     * it, or stops with what `next` returns instead. No other write of the book can come between the two.
+     */
+    modify<Stop>(
+      id: string,
+      next: (current: StoredBook) => { write: BookInput } | { stop: Stop },
+    ): Promise<
+      { outcome: 'not_found' } | { outcome: 'written'; book: StoredBook } | { outcome: 'stopped'; stop: Stop }
+    > {
+      return db.transaction(async (tx) => {
+        const [row] = await tx.query<BookRow>(BOOK_SQL.findForUpdate, [id])
+        if (row === undefined) return { outcome: 'not_found' }
+        const current = toStoredBook(row)
+        const decided = next(current)
+        if ('stop' in decided) return { outcome: 'stopped', stop: decided.stop }
+        const [written] = await tx.query<BookRow>(
+          BOOK_SQL.update,
+          updateParameters(id, decided.write, [current.version]),
+        )
+        return { outcome: 'written', book: toStoredBook(written as BookRow) }
+      })
+    },
 
     /**
      * Replaces a book's fields. With `expectedVersions` (from If-Match) the write happens only while the book is

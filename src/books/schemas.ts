@@ -110,6 +110,27 @@ export const BookReplacement = Type.Object(
 )
 export type BookReplacement = Static<typeof BookReplacement>
 
+/**
+ * A PATCH body (JSON Merge Patch, RFC 7396): any of the input fields, each replacing the book's value, and null
+ * clearing an optional one. The read-only members are named so that the answer can say why they are refused.
+ */
+export const BookPatch = Type.Object(
+  {
+    ...Type.Partial(BookInput).properties,
+    id: Type.Optional(ReadOnlyId),
+    created_at: Type.Optional(Timestamp),
+    updated_at: Type.Optional(Timestamp),
+  },
+  {
+    title: 'BookPatch',
+    description:
+      'The members to change: each replaces the book’s value, and null clears an optional one. The book as ' +
+      'changed must be valid as a whole. An empty patch changes nothing and answers the book.',
+    additionalProperties: false,
+  },
+)
+export type BookPatch = Static<typeof BookPatch>
+
 export const BookParams = Type.Object({ id: Id })
 
 /** A client's key for a create it may retry: with the same input, the first answer comes back for 24 hours. */

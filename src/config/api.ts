@@ -12,7 +12,7 @@ export const ApiEnvSchema = Type.Object({
     },
   ),
   REQUIRE_IF_MATCH: Flag(
-    'PUT and DELETE without If-Match answer 428 (RPC: without expected_version), so no update is lost',
+    'PUT, PATCH and DELETE without If-Match answer 428 (RPC: without expected_version), so no update is lost',
   ),
   DOCS_ENABLED: Type.Boolean({
     default: true,

@@ -94,7 +94,11 @@ export interface paths {
         delete: operations["deleteBook"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change some fields of a book
+         * @description A JSON Merge Patch (RFC 7396, `application/merge-patch+json`): each member replaces the book’s value and null clears an optional one; the book as changed is validated whole. Read-only members are refused. An empty patch, or one that changes nothing, writes nothing and answers the book with its current ETag.
+         */
+        patch: operations["patchBook"];
         trace?: never;
     };
     "/v1/events": {
@@ -1548,6 +1552,384 @@ export interface operations {
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
                      *       "error": "the book has changed since the ETag in If-Match; read it again"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Required: this request needs an If-Match header with the ETag of the book */
+            428: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Precondition Required",
+                     *       "status": 428,
+                     *       "detail": "this request needs an If-Match header with the ETag of the book",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "this request needs an If-Match header with the ETag of the book"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: rate limit of 600 requests per 1 minute exceeded */
+            429: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description Seconds until the window resets */
+                    "retry-after": number;
+                    /** @description Requests allowed per window */
+                    "ratelimit-limit": number;
+                    /** @description Requests left in this window */
+                    "ratelimit-remaining": number;
+                    /** @description Seconds until the window resets */
+                    "ratelimit-reset": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "rate limit of 600 requests per 1 minute exceeded",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "rate limit of 600 requests per 1 minute exceeded"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            431: components["responses"]["RequestHeaderFieldsTooLarge"];
+            /** @description Internal Server Error: internal server error */
+            500: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "internal server error",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "internal server error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: the database is unavailable; try again later */
+            503: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description Seconds to wait before trying again */
+                    "retry-after": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "the database is unavailable; try again later",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "the database is unavailable; try again later"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    patchBook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Change only if the book is at one of these ETags (* for any); else 412 */
+                "if-match"?: string;
+            };
+            path: {
+                /** @description UUID v7, server-generated */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description The members to change: each replaces the book’s value, and null clears an optional one. The book as changed must be valid as a whole. An empty patch changes nothing and answers the book. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @example The Hobbit */
+                    title?: string;
+                    /** @example J. R. R. Tolkien */
+                    author?: string;
+                    /**
+                     * Format: date
+                     * @description Calendar date, YYYY-MM-DD, year 0001 to 9999
+                     * @example 1937-09-21
+                     */
+                    published_date?: string;
+                    /**
+                     * @description Review state of the record
+                     * @default pending
+                     * @enum {unknown}
+                     */
+                    status?: "pending" | "verified";
+                    /**
+                     * Format: uri
+                     * @example https://covers.example.org/hobbit.jpg
+                     */
+                    image_url?: string | null;
+                    description?: string | null;
+                    /**
+                     * Format: uuid
+                     * @description UUID v7, server-generated
+                     */
+                    readonly id?: string;
+                    /**
+                     * Format: date-time
+                     * @description RFC 3339, UTC; server-set
+                     */
+                    readonly created_at?: string;
+                    /**
+                     * Format: date-time
+                     * @description RFC 3339, UTC; server-set
+                     */
+                    readonly updated_at?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The book as stored (unchanged, with its ETag, when the patch changed nothing) */
+            200: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description Strong entity tag of this version of the book */
+                    etag: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Book"];
+                };
+            };
+            /** @description Bad Request: invalid path parameter */
+            400: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "invalid path parameter",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "invalid path parameter"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: a bearer token is required */
+            401: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "www-authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "a bearer token is required",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "a bearer token is required"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the token lacks the books:write scope */
+            403: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "www-authenticate": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "the token lacks the books:write scope",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "the token lacks the books:write scope"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: book not found */
+            404: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "book not found",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "book not found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Timeout: the request body was not received within SERVER_TIMEOUT_READ */
+            408: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Request Timeout",
+                     *       "status": 408,
+                     *       "detail": "the request body was not received within SERVER_TIMEOUT_READ",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "the request body was not received within SERVER_TIMEOUT_READ"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed: the book has changed since the ETag in If-Match; read it again */
+            412: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Precondition Failed",
+                     *       "status": 412,
+                     *       "detail": "the book has changed since the ETag in If-Match; read it again",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "the book has changed since the ETag in If-Match; read it again"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large: request body is too large */
+            413: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "request body is too large",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "request body is too large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type: Content-Type must be application/json */
+            415: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "Content-Type must be application/json",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "Content-Type must be application/json"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity: request validation failed */
+            422: {
+                headers: {
+                    /** @description The id of this request: the one sent when well-formed, otherwise generated */
+                    "x-request-id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unprocessable Entity",
+                     *       "status": 422,
+                     *       "detail": "request validation failed",
+                     *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
+                     *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
+                     *       "error": "request validation failed",
+                     *       "errors": {
+                     *         "title": "This field is required",
+                     *         "published_date": "Must be a valid date"
+                     *       }
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];

@@ -6,6 +6,7 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@conn
 import type { Operation } from '../../admission/operation.ts'
 import {
   type BookInput as BookInputMessage,
+  BookInputSchema,
   type Book as BookMessage,
   BookSchema,
   BookService,
@@ -67,6 +68,22 @@ function inputOf(message: BookInputMessage | undefined): Record<string, unknown>
   if (message?.description !== undefined) input.description = message.description
   trimInput(input)
   return input
+}
+
+/** The fields an update_mask may name: BookInput's, by their proto names (REST's member names). */
+const MASKABLE = new Set(BookInputSchema.fields.map((field) => field.name))
+
+/**
+ * The merge patch an update_mask makes of the request's book: each named field with its value, a field named but
+ * unset in the message as null (cleared, or refused when the book needs it).
+ */
+function patchOf(message: BookInputMessage | undefined, paths: readonly string[]): Record<string, unknown> {
+  const unknown = paths.filter((path) => !MASKABLE.has(path))
+  if (unknown.length > 0) {
+    throw invalidArgument({ update_mask: `Names no field of BookInput: ${unknown.join(', ')}` })
+  }
+  const input = inputOf(message)
+  return Object.fromEntries(paths.map((path) => [path, input[path] === '' ? null : (input[path] ?? null)]))
 }
 
 // Field names in violations are the request message's: REST's names where they are the same, the paths otherwise.
@@ -138,8 +155,13 @@ export function bookService(books: Books, { requireIfMatch }: { requireIfMatch: 
 
     async updateBook(request) {
       const { id } = validId({ id: request.id })
-      const input = validBookInput(inputOf(request.book))
-      const result = await books.replace(id, input, expectedVersions(request.expectedVersion, requireIfMatch))
+      const expected = expectedVersions(request.expectedVersion, requireIfMatch)
+      const paths = request.updateMask?.paths ?? []
+      // AIP-134: no mask, or "*", replaces the whole book; a mask writes the fields it names, as a PATCH does.
+      const result =
+        paths.length === 0 || (paths.length === 1 && paths[0] === '*')
+          ? await books.replace(id, validBookInput(inputOf(request.book)), expected)
+          : await books.patch(id, patchOf(request.book, paths), expected)
       switch (result.outcome) {
         case 'not_found':
           throw notFound()
@@ -148,6 +170,7 @@ export function bookService(books: Books, { requireIfMatch }: { requireIfMatch: 
         case 'invalid':
           throw invalidArgument(result.errors)
         case 'replaced':
+        case 'patched':
           return create(UpdateBookResponseSchema, { book: toMessage(result.book) })
       }
     },

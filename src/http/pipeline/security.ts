@@ -36,7 +36,7 @@ export async function registerCors(app: FastifyInstance, origins: readonly strin
   await routesServing(app, corsPreflight, () =>
     app.register(cors, {
       origin: [...origins],
-      methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
       allowedHeaders: [
         'content-type',
         'if-match',

@@ -7,7 +7,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file books/v1/books.proto.
@@ -302,6 +302,15 @@ export declare type UpdateBookRequest = Message<"books.v1.UpdateBookRequest"> & 
    * @generated from field: optional int32 expected_version = 3;
    */
   expectedVersion?: number | undefined;
+
+  /**
+   * The fields of book to write (AIP-134), by their names in BookInput: title, author, published_date, status,
+   * image_url, description. A field named but unset in book is cleared (an optional one) or refused (a required
+   * one). Absent, or "*": a full replace, every field of book written.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 4;
+   */
+  updateMask?: FieldMask | undefined;
 };
 
 /**
