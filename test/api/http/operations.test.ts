@@ -249,7 +249,10 @@ describe('the OpenAPI document shows the declared operations', () => {
       const url = path.replace('{id}', id)
       const response = await service.fetch(
         url,
-        ['post', 'put'].includes(method) ? jsonRequest(method.toUpperCase(), book, headers) : { method, headers },
+        ['post', 'put'].includes(method)
+          ? jsonRequest(method.toUpperCase(), book, headers)
+          : // fetch leaves a method it does not know (patch) as written: the service is sent PATCH
+            { method: method.toUpperCase(), headers },
       )
       assert.equal(response.status, 403, `${method} ${path}`)
       assert.equal(
