@@ -8,7 +8,7 @@
 //   })
 //   app.get('/:id', { config: { operation: OPERATIONS.getBook }, schema }, handler)   // REST
 //   operations: { getBook: OPERATIONS.getBook }                                      // RPC, by method name
-import type { Access } from '../auth/access.ts'
+import { type Access, PUBLIC } from '../auth/access.ts'
 
 /**
  * `api`: counted in the caller's request budget, and shed when the service is overloaded. `probe`: neither, so that
@@ -40,23 +40,14 @@ export function declareOperations<const Names extends string>(
   return Object.freeze(operations)
 }
 
-/** What a request that matched no route is admitted as: open (it gets its 404), and counted like any API call. */
-export const UNMATCHED: Operation = Object.freeze({
-  id: 'unmatched',
-  summary: 'No such route',
-  access: Object.freeze({ kind: 'public' }),
-  effect: 'read',
-  limit: 'api',
+const BUILT_IN = declareOperations({
+  /** What a request that matched no route is admitted as: open (it gets its 404), and counted like any API call. */
+  unmatched: { summary: 'No such route', access: PUBLIC, effect: 'read' },
+  /**
+   * What the HTTP routes of the RPC doors (Connect and gRPC-Web on the HTTP port) serve as routes: the admission
+   * step runs in the RPC interceptor instead, once the method, and so its own operation, is known.
+   */
+  rpcCall: { summary: 'A Connect or gRPC-Web call, admitted by its method', access: PUBLIC, effect: 'read' },
 })
-
-/**
- * What the HTTP routes of the RPC doors (Connect and gRPC-Web on the HTTP port) serve as routes: the admission step
- * runs in the RPC interceptor instead, once the method, and so its own operation, is known.
- */
-export const RPC_CALL: Operation = Object.freeze({
-  id: 'rpcCall',
-  summary: 'A Connect or gRPC-Web call, admitted by its method',
-  access: Object.freeze({ kind: 'public' }),
-  effect: 'read',
-  limit: 'api',
-})
+export const UNMATCHED: Operation = BUILT_IN.unmatched
+export const RPC_CALL: Operation = BUILT_IN.rpcCall

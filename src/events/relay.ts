@@ -305,7 +305,9 @@ export function startRelay({
       for (const row of rows) {
         const stream = streamOf(row.type)
         if (stream === undefined) throw new Error(`no resource declares the event type ${row.type}`)
-        byStream.set(stream, [...(byStream.get(stream) ?? []), row])
+        const streamRows = byStream.get(stream)
+        if (streamRows === undefined) byStream.set(stream, [row])
+        else streamRows.push(row)
       }
       const streams = await Promise.all(
         [...byStream].map(async ([stream, streamRows]) => {

@@ -7,7 +7,15 @@ import { etagOf, matches, parsePrecondition } from '../../http/toolkit/condition
 import { type PageTargets, paginationLinks } from '../../http/toolkit/pagination.ts'
 import { HttpError } from '../../http/toolkit/problem.ts'
 import { emptyResponse, jsonResponse } from '../../http/toolkit/responses.ts'
-import { type Books, type ListPage, type StoredBook, trimInput } from '../books.ts'
+import {
+  type Books,
+  type Invalid,
+  type ListPage,
+  type NotFound,
+  type StoredBook,
+  trimInput,
+  type VersionMismatch,
+} from '../books.ts'
 import { encodeCursor } from '../cursor.ts'
 import { BOOK_OPERATIONS as OPERATIONS } from '../operations.ts'
 import { Book, BookInput, BookParams, BookPatch, BookReplacement, ListQuery } from '../schemas.ts'
@@ -83,6 +91,40 @@ const created = (reply: FastifyReply, { book, version }: StoredBook, replayed: b
   reply.code(201).header('location', `${PREFIX}/${book.id}`).header('etag', etagOf(version))
   if (replayed) reply.header('idempotent-replayed', 'true')
   return reply.send(book)
+}
+
+/** What a replace or a patch may answer besides the book. */
+const CHANGE_PROBLEMS = problemResponses(
+  400,
+  401,
+  403,
+  bookNotFound,
+  408,
+  preconditionFailed,
+  413,
+  415,
+  422,
+  ifMatchRequired,
+  429,
+  500,
+  503,
+)
+
+/** The answer to a replace or a patch: the book with its new ETag, or the problem its outcome names. */
+function changed(
+  reply: FastifyReply,
+  result: { outcome: 'changed'; book: StoredBook } | NotFound | VersionMismatch | Invalid,
+) {
+  switch (result.outcome) {
+    case 'not_found':
+      throw bookNotFound()
+    case 'version_mismatch':
+      throw preconditionFailed()
+    case 'invalid':
+      throw invalidFields(result.errors)
+    case 'changed':
+      return reply.header('etag', etagOf(result.book.version)).send(result.book.book)
+  }
 }
 
 export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMatch: boolean }> = async (
@@ -195,36 +237,13 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
         body: BookReplacement,
         response: {
           200: jsonResponse(Book, 'The book as stored', ETAG),
-          ...problemResponses(
-            400,
-            401,
-            403,
-            bookNotFound,
-            408,
-            preconditionFailed,
-            413,
-            415,
-            422,
-            ifMatchRequired,
-            429,
-            500,
-            503,
-          ),
+          ...CHANGE_PROBLEMS,
         },
       },
     },
     async (request, reply) => {
       const result = await books.replace(request.params.id, request.body, expectedVersions(request, requireIfMatch))
-      switch (result.outcome) {
-        case 'not_found':
-          throw bookNotFound()
-        case 'version_mismatch':
-          throw preconditionFailed()
-        case 'invalid':
-          throw invalidFields(result.errors)
-        case 'replaced':
-          return reply.header('etag', etagOf(result.book.version)).send(result.book.book)
-      }
+      return changed(reply, result.outcome === 'replaced' ? { outcome: 'changed', book: result.book } : result)
     },
   )
 
@@ -246,36 +265,13 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
             'The book as stored (unchanged, with its ETag, when the patch changed nothing)',
             ETAG,
           ),
-          ...problemResponses(
-            400,
-            401,
-            403,
-            bookNotFound,
-            408,
-            preconditionFailed,
-            413,
-            415,
-            422,
-            ifMatchRequired,
-            429,
-            500,
-            503,
-          ),
+          ...CHANGE_PROBLEMS,
         },
       },
     },
     async (request, reply) => {
       const result = await books.patch(request.params.id, request.body, expectedVersions(request, requireIfMatch))
-      switch (result.outcome) {
-        case 'not_found':
-          throw bookNotFound()
-        case 'version_mismatch':
-          throw preconditionFailed()
-        case 'invalid':
-          throw invalidFields(result.errors)
-        case 'patched':
-          return reply.header('etag', etagOf(result.book.version)).send(result.book.book)
-      }
+      return changed(reply, result.outcome === 'patched' ? { outcome: 'changed', book: result.book } : result)
     },
   )
 

@@ -45,7 +45,7 @@ export function eventsHttp({
 }): HttpResource {
   const operations = eventOperations(catalog)
   const timing = { heartbeatMs: Math.min(HEARTBEAT_MS, writeTimeoutMs / 2), pollMs: POLL_MS }
-  const asyncApi = asyncApiOf(catalog)
+  const asyncApi = buildAsyncApi({ catalog, feed: { path: PREFIX, access: operations.streamEvents.access } })
   return {
     // Mounted at the root: the feed is under /v1/events, its document beside /openapi.json.
     prefix: '',
