@@ -106,4 +106,5 @@ export async function createTokenVerifier(config: JwtConfig): Promise<TokenVerif
 }
 
 /** The detail of a refusal for want of a scope: one text for every door and for the documents. */
-export const missingScope = (scopes: readonly string[]) => `the token lacks the ${scopes.join(' or ')} scope`
+const anyOf = new Intl.ListFormat('en', { type: 'disjunction' })
+export const missingScope = (scopes: readonly string[]) => `the token lacks the ${anyOf.format(scopes)} scope`

@@ -7,11 +7,12 @@ import mergePatch from 'json-merge-patch'
 import type { Database, Queryable } from '../db/database.ts'
 import { compileValidator, fieldErrors } from '../schema/validation.ts'
 import { type Cursor, decodeCursor } from './cursor.ts'
+import { changeRefusal, createRefusal, type Forbidden, type Writer } from './policy.ts'
 import { type CountMethod, createBooksRepository, type ListPage, type StoredBook } from './repository.ts'
 import { type Book, BookInput, type BookPatch, type BookReplacement, type ListQuery } from './schemas.ts'
 
 export { ESTIMATED_COUNT_THRESHOLD } from './repository.ts'
-export type { CountMethod, ListPage, StoredBook }
+export type { CountMethod, Forbidden, ListPage, StoredBook, Writer }
 
 /** Input that the schema let through but the use case refuses, with a message per field. */
 export interface Invalid {
@@ -25,20 +26,27 @@ export type ListOutcome = { outcome: 'listed'; page: ListPage } | Invalid
 export type GetOutcome = { outcome: 'found'; book: StoredBook } | NotFound
 export type CreateOutcome =
   | { outcome: 'created'; book: StoredBook }
+  | Forbidden
   /** The first answer to an earlier request with the same key and the same input. */
   | { outcome: 'replayed'; book: StoredBook }
   /** A request with this key is still being processed. */
   | { outcome: 'in_flight' }
   /** The key was used before, with other input. */
   | { outcome: 'key_reused' }
-export type ReplaceOutcome = { outcome: 'replaced'; book: StoredBook } | NotFound | VersionMismatch | Invalid
-export type DeleteOutcome = { outcome: 'deleted' } | NotFound | VersionMismatch
+export type ReplaceOutcome =
+  | { outcome: 'replaced'; book: StoredBook }
+  | NotFound
+  | VersionMismatch
+  | Invalid
+  | Forbidden
+export type DeleteOutcome = { outcome: 'deleted' } | NotFound | VersionMismatch | Forbidden
 /** `changed` is false when the patch left the book as it was: nothing was written. */
 export type PatchOutcome =
   | { outcome: 'patched'; book: StoredBook; changed: boolean }
   | NotFound
   | VersionMismatch
   | Invalid
+  | Forbidden
 
 /** Who sent an idempotency key, and the key: keys of different callers never meet. */
 export interface IdempotencyKey {
@@ -67,7 +75,7 @@ export function trimInput(input: unknown): void {
 }
 
 /** The members of a book that no write sets. */
-const READ_ONLY = ['id', 'created_at', 'updated_at'] as const
+const READ_ONLY = ['id', 'created_by', 'created_at', 'updated_at'] as const
 const INPUT_MEMBERS = Object.keys(BookInput.properties) as (keyof BookInput)[]
 const validInput = compileValidator({ schema: BookInput, httpPart: 'body' })
 /** The optional members without a default: a patch's null removes them, and they read as null. */
@@ -75,6 +83,16 @@ const CLEARABLE = INPUT_MEMBERS.filter(
   (member) =>
     !(BookInput.required as string[] | undefined)?.includes(member) && !('default' in BookInput.properties[member]),
 )
+
+/** Input with every member, as a write stores it: a member left out reads as its default, or null. */
+function completeInput(input: Readonly<Record<string, unknown>>): Record<keyof BookInput, unknown> {
+  return Object.fromEntries(
+    INPUT_MEMBERS.map((member) => {
+      const schema = BookInput.properties[member] as { default?: unknown }
+      return [member, input[member] ?? schema.default ?? null]
+    }),
+  ) as Record<keyof BookInput, unknown>
+}
 
 /** The input that would write the book as it is. */
 function inputOf(book: Book): BookInput {
@@ -113,10 +131,16 @@ export function createBooks(database: Database) {
       return book === undefined ? { outcome: 'not_found' } : { outcome: 'found', book }
     },
 
-    /** Creates a book; with a key, at most once per caller and key within 24 hours. */
-    async create(input: BookInput, idempotency?: IdempotencyKey): Promise<CreateOutcome> {
-      if (idempotency === undefined) return { outcome: 'created', book: await repository.create(input) }
-      return repository.createOnce(input, { ...idempotency, requestHash: inputHash(input) })
+    /**
+     * Creates a book, recording `writer` as its creator; with a key, at most once per caller and key within 24
+     * hours. The writer's right to the input is checked first, so a replay answers only who may send the request.
+     */
+    async create(input: BookInput, idempotency?: IdempotencyKey, writer?: Writer): Promise<CreateOutcome> {
+      const refused = createRefusal(writer, input)
+      if (refused !== undefined) return refused
+      const createdBy = writer?.subject ?? null
+      if (idempotency === undefined) return { outcome: 'created', book: await repository.create(input, createdBy) }
+      return repository.createOnce(input, { ...idempotency, requestHash: inputHash(input) }, createdBy)
     },
 
     /**
@@ -124,13 +148,33 @@ export function createBooks(database: Database) {
      * members a replacement may carry, `id` must name the book (UUIDs compare without regard to case); the
      * timestamps are the server's and are dropped.
      */
-    async replace(id: string, replacement: BookReplacement, expectedVersions?: number[]): Promise<ReplaceOutcome> {
-      const { id: claimedId, created_at: _createdAt, updated_at: _updatedAt, ...input } = replacement
+    async replace(
+      id: string,
+      replacement: BookReplacement,
+      expectedVersions?: number[],
+      writer?: Writer,
+    ): Promise<ReplaceOutcome> {
+      const { id: claimedId, created_by: _by, created_at: _at, updated_at: _updated, ...input } = replacement
       if (claimedId !== undefined && claimedId.toLowerCase() !== id.toLowerCase()) {
         return { outcome: 'invalid', errors: { id: 'Must match the id in the path' } }
       }
-      const written = await repository.update(id, input, expectedVersions)
-      return written.outcome === 'done' ? { outcome: 'replaced', book: written.value } : written
+      if (writer === undefined) {
+        // Nobody to check: one conditional statement.
+        const written = await repository.update(id, input, expectedVersions)
+        return written.outcome === 'done' ? { outcome: 'replaced', book: written.value } : written
+      }
+      const result = await repository.modify<ReplaceOutcome>(id, (current) => {
+        if (expectedVersions !== undefined && !expectedVersions.includes(current.version)) {
+          return { stop: { outcome: 'version_mismatch' } }
+        }
+        const refused = changeRefusal(writer, current.book, completeInput(input))
+        return refused === undefined ? { write: input } : { stop: refused }
+      })
+      if (result.outcome === 'not_found' || result.outcome === 'stopped') {
+        return result.outcome === 'stopped' ? result.stop : result
+      }
+      if (result.outcome === 'removed') throw new Error('a replace removed a book')
+      return { outcome: 'replaced', book: result.book }
     },
 
     /**
@@ -138,7 +182,7 @@ export function createBooks(database: Database) {
      * book as patched is judged whole, by the input's schema; the read and the write are one transaction, so no
      * other write comes between them. A patch that changes nothing writes nothing.
      */
-    async patch(id: string, patch: BookPatch, expectedVersions?: number[]): Promise<PatchOutcome> {
+    async patch(id: string, patch: BookPatch, expectedVersions?: number[], writer?: Writer): Promise<PatchOutcome> {
       const readOnly = READ_ONLY.filter((member) => member in patch)
       if (readOnly.length > 0) {
         const errors = Object.fromEntries(readOnly.map((member) => [member, 'Is read-only: a patch cannot change it']))
@@ -151,6 +195,8 @@ export function createBooks(database: Database) {
         const before = inputOf(current.book)
         const after = mergePatch.apply(structuredClone(before), patch) as Record<string, unknown>
         for (const member of CLEARABLE) after[member] ??= null
+        const refused = changeRefusal(writer, current.book, completeInput(after))
+        if (refused !== undefined) return { stop: refused }
         if (!validInput(after)) {
           return { stop: { outcome: 'invalid', errors: fieldErrors(validInput.errors ?? [], 'body') } }
         }
@@ -158,12 +204,26 @@ export function createBooks(database: Database) {
         return { write: after as BookInput }
       })
       if (result.outcome === 'not_found') return result
+      if (result.outcome === 'removed') throw new Error('a patch removed a book')
       return result.outcome === 'written' ? { outcome: 'patched', book: result.book, changed: true } : result.stop
     },
 
-    async delete(id: string, expectedVersions?: number[]): Promise<DeleteOutcome> {
-      const written = await repository.delete(id, expectedVersions)
-      return written.outcome === 'done' ? { outcome: 'deleted' } : written
+    /** Deletes the book, only while it is at one of `expectedVersions` when given, and only if `writer` may. */
+    async delete(id: string, expectedVersions?: number[], writer?: Writer): Promise<DeleteOutcome> {
+      if (writer === undefined) {
+        const written = await repository.delete(id, expectedVersions)
+        return written.outcome === 'done' ? { outcome: 'deleted' } : written
+      }
+      const result = await repository.modify<DeleteOutcome>(id, (current) => {
+        if (expectedVersions !== undefined && !expectedVersions.includes(current.version)) {
+          return { stop: { outcome: 'version_mismatch' } }
+        }
+        const refused = changeRefusal(writer, current.book, undefined)
+        return refused === undefined ? { remove: true } : { stop: refused }
+      })
+      if (result.outcome === 'written') throw new Error('a delete wrote a book')
+      if (result.outcome === 'stopped') return result.stop
+      return result.outcome === 'removed' ? { outcome: 'deleted' } : result
     },
 
     /**

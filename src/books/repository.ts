@@ -9,21 +9,18 @@ import type { Cursor } from './cursor.ts'
 import { BOOK_EVENTS } from './events.ts'
 import { type Book, type BookInput, DEFAULT_STATUS, type ListQuery } from './schemas.ts'
 
-/** How a column's value reads: in the API's Book, from the value the drivers return, and in an event's data (SQL). */
-interface Reading {
-  fromRow(value: unknown): unknown
-  json(column: string): string
-}
+/**
+ * How a column reads as the API shows it, when not as stored: SQL over the column, in the select list of every
+ * statement that returns a book, so that an answer and an event's data (built from a write's returned row) agree.
+ * As stored, the drivers return the rest as the API shows them: a uuid, text, an enum's label, a date (as text).
+ */
+type Reading = (column: string) => string
 
-/** As the drivers return it, which is as the API shows it: a uuid, text, an enum's label, a date (as text). */
-const AS_STORED: Reading = { fromRow: (value) => value, json: (column) => column }
-
-/** An instant: in UTC to the millisecond, the precision of the API's timestamps. */
-const TIMESTAMP: Reading = {
-  fromRow: (value) => (value as Date).toISOString(),
-  // The colons are quoted for pgbench (see SORT_KEYS).
-  json: (column) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.MS"Z"')`,
-}
+/**
+ * An instant: RFC 3339 in UTC, to the microsecond, PostgreSQL's precision. Formatted in SQL because a driver's Date
+ * would drop the microseconds. The colons are quoted for pgbench (see SORT_KEYS).
+ */
+const TIMESTAMP: Reading = (column) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')`
 
 /** Input the schema requires. */
 const REQUIRED = { required: true } as const
@@ -44,7 +41,7 @@ interface Field {
   insert?: string | typeof PARAMETER
   /** What a replace writes, unless from the input: SQL over the row before the replace. Left out: unchanged. */
   update?: string
-  /** How it reads; AS_STORED unless told. */
+  /** How it reads, when not as stored. */
   reading?: Reading
 }
 
@@ -57,17 +54,19 @@ const FIELDS = [
   // A UUID v7 the service makes; never changed.
   { column: 'id', insert: PARAMETER },
   { column: 'title', input: REQUIRED },
-  { column: 'author', input: REQUIRED },
+  { column: 'author', input: OPTIONAL },
   { column: 'published_date', input: REQUIRED },
   { column: 'status', input: { default: DEFAULT_STATUS } },
   { column: 'image_url', input: OPTIONAL },
   { column: 'description', input: OPTIONAL },
+  // The token's subject, which the create's caller gives (null without authentication); never changed.
+  { column: 'created_by', insert: PARAMETER },
   { column: 'created_at', insert: 'now()', reading: TIMESTAMP },
   // greatest(): updated_at moves forward on every update, even within one clock tick.
   {
     column: 'updated_at',
     insert: 'now()',
-    update: "greatest(now(), updated_at + interval '1 millisecond')",
+    update: "greatest(now(), updated_at + interval '1 microsecond')",
     reading: TIMESTAMP,
   },
   // Moved on by every write (the ETag), beside the Book rather than in it (StoredBook). A create leaves it at 1.
@@ -96,16 +95,19 @@ type BookRow = Record<ShapeField['column'], unknown> & { id: string; version: nu
 
 const fields: readonly Field[] & MatchingSchemas = FIELDS
 const memberOf = (field: Field) => field.member ?? field.column
-const readingOf = (field: Field) => field.reading ?? AS_STORED
-/** The Book's members, each with its column and how it reads. */
+/** The Book's members, each with its column. */
 const BOOK_MEMBERS = fields.flatMap((field) =>
-  field.member === null ? [] : [{ column: field.column, member: memberOf(field), reading: readingOf(field) }],
+  field.member === null ? [] : [{ column: field.column, member: memberOf(field) }],
 )
 const INPUT_FIELDS = fields.filter((field) => field.input !== undefined)
 /** The columns a create writes: those the input sets, and those with an `insert`. */
 const INSERTED = fields.filter((field) => field.input !== undefined || field.insert !== undefined)
 
-const COLUMNS = fields.map((field) => field.column).join(', ')
+const COLUMN_NAMES = fields.map((field) => field.column).join(', ')
+/** The select list of a book's row: each column as it reads, under its own name. */
+const COLUMNS = fields
+  .map((field) => (field.reading === undefined ? field.column : `${field.reading(field.column)} AS ${field.column}`))
+  .join(', ')
 
 /** A book and its version, which every write moves on by one. */
 export interface StoredBook {
@@ -136,8 +138,11 @@ function sortKeyOf(sort: Sort) {
   return SORT_KEYS[sort.replace('-', '') as keyof typeof SORT_KEYS]
 }
 
-/** The ORDER BY of a sort, read forwards or (for a `before` cursor) backwards; `prefix` qualifies the columns. */
-function orderBy(sort: Sort, backwards: boolean, prefix = ''): string {
+/**
+ * The ORDER BY of a sort, read forwards or (for a `before` cursor) backwards; `prefix` qualifies the columns. A
+ * bare name would sort by the select list's column of that name, which for a timestamp is its text and no index.
+ */
+function orderBy(sort: Sort, backwards: boolean, prefix = 'books.'): string {
   const descending = sort.startsWith('-') !== backwards
   const direction = descending ? 'DESC' : 'ASC'
   return `${prefix}${sortKeyOf(sort).column} ${direction}, ${prefix}id ${direction}`
@@ -149,15 +154,13 @@ function toStoredBook(row: BookRow): StoredBook {
 
 function toBook(row: BookRow): Book {
   const book: Record<string, unknown> = {}
-  for (const { column, member, reading } of BOOK_MEMBERS) {
-    book[member] = reading.fromRow(row[column as ShapeField['column']])
-  }
+  for (const { column, member } of BOOK_MEMBERS) book[member] = row[column as ShapeField['column']]
   return book as Book
 }
 
 /**
  * A create's answer as stored for its idempotency key, as a Book: a member the answer lacks, one added since it was
- * stored, reads as its input's default (as the column does for the books written before it).
+ * stored, reads as its input's default or null (as the column does for the books written before it).
  */
 function storedAnswer(body: string): Book {
   const stored = JSON.parse(body) as Record<string, unknown>
@@ -165,8 +168,12 @@ function storedAnswer(body: string): Book {
   for (const field of fields) {
     if (field.member === null) continue
     const member = memberOf(field)
-    if (member in stored) book[member] = stored[member]
-    else if (field.input !== undefined && 'default' in field.input) book[member] = field.input.default
+    if (member in stored) {
+      const value = stored[member]
+      // Stored while the API showed milliseconds: the same instant, as it is shown now.
+      book[member] =
+        field.reading === TIMESTAMP && typeof value === 'string' ? value.replace(/(\.\d{3})Z$/, '$1000Z') : value
+    } else book[member] = field.input !== undefined && 'default' in field.input ? field.input.default : null
   }
   return book as Book
 }
@@ -240,9 +247,9 @@ const atExpectedVersions = ($: Placeholder) => {
   return `(${versions}::int[] IS NULL OR version = ANY(${versions}::int[]))`
 }
 
-/** The book as the API shows it (toBook), built in SQL from the written row: an event's data. */
+/** The book as the API shows it (toBook), built in SQL from a write's RETURNING row (COLUMNS): an event's data. */
 const BOOK_JSON = `jsonb_build_object(${BOOK_MEMBERS.map(
-  ({ column, member, reading }) => `\n                '${member}', ${reading.json(column)}`,
+  ({ column, member }) => `\n                '${member}', ${column}`,
 ).join(',')})`
 
 /** The event a write of a book records: about the written row, at its version, the book as its data. */
@@ -250,7 +257,8 @@ const BOOK_EVENT = { aggregate: BOOK_EVENTS.aggregate, id: 'id', version: 'versi
 
 /** The answer of a write, and its event's id and traceparent, which eventParameters() fills in. */
 const answerAndEvent = ($: Placeholder) => ({
-  select: COLUMNS,
+  // The written row's columns already read as the API shows them (RETURNING COLUMNS).
+  select: COLUMN_NAMES,
   eventId: $('eventId'),
   traceparent: $('traceparent'),
 })
@@ -308,9 +316,17 @@ export const BOOK_SQL = {
 /** What a write's event takes: its id, and the trace it belongs to. */
 export type EventParameters = ReturnType<typeof eventParameters>
 
-/** BOOK_SQL.insert's parameters: the new book's id and input, and its event's. */
-export function insertParameters(id: string, input: BookInput, event: EventParameters = eventParameters()) {
-  return insert.parameters({ id, ...inputParameters(input), ...event })
+/** Who creates a book: the token's subject, or null without authentication. */
+export type Creator = string | null
+
+/** BOOK_SQL.insert's parameters: the new book's id, input and creator, and its event's. */
+export function insertParameters(
+  id: string,
+  input: BookInput,
+  event: EventParameters = eventParameters(),
+  createdBy: Creator = null,
+) {
+  return insert.parameters({ id, ...inputParameters(input), created_by: createdBy, ...event })
 }
 
 /** BOOK_SQL.update's parameters: the book's id, its new input, the versions it must be at (any: none), its event's. */
@@ -332,8 +348,8 @@ export function deleteParameters(
   return remove.parameters({ id, expectedVersions: expectedVersions ?? null, ...event })
 }
 
-async function insertBook(db: Queryable, input: BookInput): Promise<StoredBook> {
-  const [row] = await db.query<BookRow>(BOOK_SQL.insert, insertParameters(uuidv7(), input))
+async function insertBook(db: Queryable, input: BookInput, createdBy: Creator): Promise<StoredBook> {
+  const [row] = await db.query<BookRow>(BOOK_SQL.insert, insertParameters(uuidv7(), input, undefined, createdBy))
   return toStoredBook(row as BookRow)
 }
 
@@ -473,13 +489,13 @@ export function createBooksRepository(db: Database) {
       return row && toStoredBook(row)
     },
 
-    create: (input: BookInput): Promise<StoredBook> => insertBook(db, input),
+    create: (input: BookInput, createdBy: Creator = null): Promise<StoredBook> => insertBook(db, input, createdBy),
 
     /**
      * Creates the book once per Idempotency-Key: the key's record is written in the book's transaction, and a
      * transaction-scoped advisory lock tells a retry that arrives while the first attempt runs.
      */
-    createOnce(input: BookInput, claim: IdempotencyClaim): Promise<CreateOnceOutcome> {
+    createOnce(input: BookInput, claim: IdempotencyClaim, createdBy: Creator = null): Promise<CreateOnceOutcome> {
       return db.transaction(async (tx) => {
         const [lock] = await tx.query<{ locked: boolean }>(
           'SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked',
@@ -497,7 +513,7 @@ export function createBooksRepository(db: Database) {
           const book = storedAnswer(previous.response_body)
           return { outcome: 'replayed', book: { book, version: previous.response_version } }
         }
-        const stored = await insertBook(tx, input)
+        const stored = await insertBook(tx, input, createdBy)
         await tx.query(IDEMPOTENCY_SQL.remember, [
           claim.caller,
           claim.key,
@@ -513,14 +529,18 @@ export function createBooksRepository(db: Database) {
     deleteExpiredIdempotencyKeys: deleteExpiredKeys,
 
     /**
-     * A read-modify-write (a patch): reads the book locked for the transaction, and writes the input `next` makes of
-     * it, or stops with what `next` returns instead. No other write of the book can come between the two.
+     * A read-modify-write (a patch, or a write that depends on the book as it is): reads the book locked for the
+     * transaction, then writes the input `next` makes of it, deletes it, or stops with what `next` returns
+     * instead. No other write of the book can come between the read and the write.
      */
     modify<Stop>(
       id: string,
-      next: (current: StoredBook) => { write: BookInput } | { stop: Stop },
+      next: (current: StoredBook) => { write: BookInput } | { remove: true } | { stop: Stop },
     ): Promise<
-      { outcome: 'not_found' } | { outcome: 'written'; book: StoredBook } | { outcome: 'stopped'; stop: Stop }
+      | { outcome: 'not_found' }
+      | { outcome: 'written'; book: StoredBook }
+      | { outcome: 'removed' }
+      | { outcome: 'stopped'; stop: Stop }
     > {
       return db.transaction(async (tx) => {
         const [row] = await tx.query<BookRow>(BOOK_SQL.findForUpdate, [id])
@@ -528,6 +548,10 @@ export function createBooksRepository(db: Database) {
         const current = toStoredBook(row)
         const decided = next(current)
         if ('stop' in decided) return { outcome: 'stopped', stop: decided.stop }
+        if ('remove' in decided) {
+          await tx.query(BOOK_SQL.delete, deleteParameters(id, [current.version]))
+          return { outcome: 'removed' }
+        }
         const [written] = await tx.query<BookRow>(
           BOOK_SQL.update,
           updateParameters(id, decided.write, [current.version]),

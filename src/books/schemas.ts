@@ -20,7 +20,20 @@ const Status = Type.Enum(BOOK_STATUSES, { description: 'Review state of the reco
 
 // Server-set members. readOnly: the server owns them; input that carries them cannot change them.
 const ReadOnlyId = { ...Id, readOnly: true }
-const Timestamp = Type.String({ format: 'date-time', readOnly: true, description: 'RFC 3339, UTC; server-set' })
+const Timestamp = Type.String({
+  format: 'date-time',
+  readOnly: true,
+  description: 'RFC 3339, UTC, to the microsecond; server-set',
+  examples: ['2026-03-14T09:26:53.589793Z'],
+})
+const CreatedBy = Nullable(
+  Type.String({
+    readOnly: true,
+    description:
+      'The subject (`sub`) of the token that created the book; null without authentication and for books created ' +
+      'before owners were recorded. Only the creator, or a caller with books:admin, may change or delete the book.',
+  }),
+)
 
 // Text PostgreSQL can store as sent: no NUL and no lone UTF-16 surrogate (which would turn into U+FFFD).
 const TEXT_PATTERN = '^[^\\u0000\\uD800-\\uDFFF]*$'
@@ -45,13 +58,18 @@ export const BookInput = Type.Object(
       examples: ['The Hobbit'],
       [ERROR_MESSAGE]: 'Must be a single line of text without control characters',
     }),
-    author: Type.String({
-      minLength: 1,
-      maxLength: 255,
-      pattern: AUTHOR_PATTERN,
-      examples: ['J. R. R. Tolkien'],
-      [ERROR_MESSAGE]: 'Must contain only letters, spaces, dots, apostrophes and hyphens',
-    }),
+    // Optional since the Go series' V3 contract, which has none: null when left out.
+    author: Type.Optional(
+      Nullable(
+        Type.String({
+          minLength: 1,
+          maxLength: 255,
+          pattern: AUTHOR_PATTERN,
+          examples: ['J. R. R. Tolkien'],
+          [ERROR_MESSAGE]: 'Must contain only letters, spaces, dots, apostrophes and hyphens',
+        }),
+      ),
+    ),
     published_date: Type.String({
       format: 'date',
       pattern: DATE_PATTERN,
@@ -66,8 +84,9 @@ export const BookInput = Type.Object(
           maxLength: 2048,
           format: 'uri',
           pattern: WEB_URL_PATTERN,
+          description: 'An absolute http or https URL',
           examples: ['https://covers.example.org/hobbit.jpg'],
-          [ERROR_MESSAGE]: 'Must be an absolute http or https URL',
+          [ERROR_MESSAGE]: 'Must be a valid URL',
         }),
       ),
     ),
@@ -83,11 +102,12 @@ export const Book = Type.Object(
   {
     id: ReadOnlyId,
     title: Type.String(),
-    author: Type.String(),
+    author: Nullable(Type.String()),
     published_date: Type.String({ format: 'date' }),
     status: Status,
     image_url: Nullable(Type.String()),
     description: Nullable(Type.String()),
+    created_by: CreatedBy,
     created_at: Timestamp,
     updated_at: Timestamp,
   },
@@ -103,6 +123,7 @@ export const BookReplacement = Type.Object(
   {
     ...BookInput.properties,
     id: Type.Optional(ReadOnlyId),
+    created_by: Type.Optional(CreatedBy),
     created_at: Type.Optional(Timestamp),
     updated_at: Type.Optional(Timestamp),
   },
@@ -118,6 +139,7 @@ export const BookPatch = Type.Object(
   {
     ...Type.Partial(BookInput).properties,
     id: Type.Optional(ReadOnlyId),
+    created_by: Type.Optional(CreatedBy),
     created_at: Type.Optional(Timestamp),
     updated_at: Type.Optional(Timestamp),
   },

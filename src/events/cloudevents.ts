@@ -123,7 +123,8 @@ export interface EventRow {
   aggregate_type: string
   aggregate_id: string
   aggregate_version: number
-  occurred_at: Date
+  /** RFC 3339, UTC, to the microsecond. */
+  occurred_at: string
   traceparent: string | null
   data: Record<string, unknown> | string
 }
@@ -162,7 +163,7 @@ export function eventCatalog(resources: readonly ResourceEvents[]): EventCatalog
         source: events.source,
         type: row.type,
         subject: row.aggregate_id,
-        time: row.occurred_at.toISOString(),
+        time: row.occurred_at,
         datacontenttype: 'application/json',
         [events.versionAttribute]: row.aggregate_version,
         ...(row.traceparent === null ? {} : { traceparent: row.traceparent }),

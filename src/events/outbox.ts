@@ -48,11 +48,12 @@ export function eventParameters(): { eventId: string; traceparent: string | null
   return { eventId: uuidv7(), traceparent: activeTraceparent() }
 }
 
-// bigint and xid8 as text, which both drivers give exactly. The statements below order by the qualified columns:
-// a bare name would be this text, and sort "10" before "9".
+// bigint and xid8 as text, which both drivers give exactly, and occurred_at as RFC 3339 text to the microsecond,
+// which a driver's Date would drop. The statements below order by the qualified columns: a bare name would be
+// this text, and sort "10" before "9".
 const EVENT_COLUMNS =
   'position::text AS position, xid::text AS xid, id, type, aggregate_type, aggregate_id, aggregate_version, ' +
-  'occurred_at, traceparent, data'
+  `to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"') AS occurred_at, traceparent, data`
 
 /** Rows deleted per statement, so that one sweep never holds many row locks at once. */
 const SWEEP_BATCH = 5000

@@ -71,7 +71,7 @@ function describe(error: ErrorObject): string {
     case 'maxLength':
       return `Must be at most ${params.limit} characters`
     case 'enum':
-      return `Must be one of: ${(params.allowedValues as unknown[]).join(', ')}`
+      return `Must be one of ${(params.allowedValues as unknown[]).join(', ')}`
     case 'format':
       return params.format === 'date' ? 'Must be a valid date' : `Must be a valid ${params.format}`
     case 'minimum':

@@ -67,7 +67,10 @@ export interface paths {
          */
         get: operations["listBooks"];
         put?: never;
-        /** Create a book */
+        /**
+         * Create a book
+         * @description In jwt mode the book records its creator, the token’s subject, as `created_by`. Creating it `verified` needs books:verify or books:admin (else 403 naming `status`).
+         */
         post: operations["createBook"];
         delete?: never;
         options?: never;
@@ -86,17 +89,20 @@ export interface paths {
         get: operations["getBook"];
         /**
          * Replace a book
-         * @description A full replace: optional fields left out return to their defaults. The read-only id, created_at and updated_at may be sent back as read: they are ignored, and an id other than the one in the path is a 422.
+         * @description A full replace: optional fields left out return to their defaults. The read-only id, created_by, created_at and updated_at may be sent back as read: they are ignored, and an id other than the one in the path is a 422. In jwt mode, only the book’s creator (`created_by`) or a caller with books:admin may change it, else 403; books created before owners were recorded have no creator, and only books:admin may change them. Setting `status` to `verified` needs books:verify or books:admin (else 403 naming `status`); books:verify changes the status, and only the status, of any book. The creator may set it back to `pending`.
          */
         put: operations["replaceBook"];
         post?: never;
-        /** Delete a book */
+        /**
+         * Delete a book
+         * @description In jwt mode, only the book’s creator (`created_by`) or a caller with books:admin may change it, else 403; books created before owners were recorded have no creator, and only books:admin may change them.
+         */
         delete: operations["deleteBook"];
         options?: never;
         head?: never;
         /**
          * Change some fields of a book
-         * @description A JSON Merge Patch (RFC 7396, `application/merge-patch+json`): each member replaces the book’s value and null clears an optional one; the book as changed is validated whole. Read-only members are refused. An empty patch, or one that changes nothing, writes nothing and answers the book with its current ETag.
+         * @description A JSON Merge Patch (RFC 7396, `application/merge-patch+json`): each member replaces the book’s value and null clears an optional one; the book as changed is validated whole. Read-only members are refused. An empty patch, or one that changes nothing, writes nothing and answers the book with its current ETag. In jwt mode, only the book’s creator (`created_by`) or a caller with books:admin may change it, else 403; books created before owners were recorded have no creator, and only books:admin may change them. Setting `status` to `verified` needs books:verify or books:admin (else 403 naming `status`); books:verify changes the status, and only the status, of any book. The creator may set it back to `pending`.
          */
         patch: operations["patchBook"];
         trace?: never;
@@ -155,7 +161,7 @@ export interface components {
              */
             readonly id: string;
             title: string;
-            author: string;
+            author: string | null;
             /** Format: date */
             published_date: string;
             /**
@@ -165,14 +171,18 @@ export interface components {
             status: "pending" | "verified";
             image_url: string | null;
             description: string | null;
+            /** @description The subject (`sub`) of the token that created the book; null without authentication and for books created before owners were recorded. Only the creator, or a caller with books:admin, may change or delete the book. */
+            readonly created_by: string | null;
             /**
              * Format: date-time
-             * @description RFC 3339, UTC; server-set
+             * @description RFC 3339, UTC, to the microsecond; server-set
+             * @example 2026-03-14T09:26:53.589793Z
              */
             readonly created_at: string;
             /**
              * Format: date-time
-             * @description RFC 3339, UTC; server-set
+             * @description RFC 3339, UTC, to the microsecond; server-set
+             * @example 2026-03-14T09:26:53.589793Z
              */
             readonly updated_at: string;
         };
@@ -181,7 +191,7 @@ export interface components {
             /** @example The Hobbit */
             title: string;
             /** @example J. R. R. Tolkien */
-            author: string;
+            author?: string | null;
             /**
              * Format: date
              * @description Calendar date, YYYY-MM-DD, year 0001 to 9999
@@ -196,6 +206,7 @@ export interface components {
             status?: "pending" | "verified";
             /**
              * Format: uri
+             * @description An absolute http or https URL
              * @example https://covers.example.org/hobbit.jpg
              */
             image_url?: string | null;
@@ -206,7 +217,7 @@ export interface components {
             /** @example The Hobbit */
             title: string;
             /** @example J. R. R. Tolkien */
-            author: string;
+            author?: string | null;
             /**
              * Format: date
              * @description Calendar date, YYYY-MM-DD, year 0001 to 9999
@@ -221,6 +232,7 @@ export interface components {
             status?: "pending" | "verified";
             /**
              * Format: uri
+             * @description An absolute http or https URL
              * @example https://covers.example.org/hobbit.jpg
              */
             image_url?: string | null;
@@ -230,14 +242,18 @@ export interface components {
              * @description UUID v7, server-generated
              */
             readonly id?: string;
+            /** @description The subject (`sub`) of the token that created the book; null without authentication and for books created before owners were recorded. Only the creator, or a caller with books:admin, may change or delete the book. */
+            readonly created_by?: string | null;
             /**
              * Format: date-time
-             * @description RFC 3339, UTC; server-set
+             * @description RFC 3339, UTC, to the microsecond; server-set
+             * @example 2026-03-14T09:26:53.589793Z
              */
             readonly created_at?: string;
             /**
              * Format: date-time
-             * @description RFC 3339, UTC; server-set
+             * @description RFC 3339, UTC, to the microsecond; server-set
+             * @example 2026-03-14T09:26:53.589793Z
              */
             readonly updated_at?: string;
         };
@@ -448,8 +464,8 @@ export interface operations {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
                     "x-request-id": string;
-                    /** @description Bearer challenge (RFC 6750) */
-                    "www-authenticate": string;
+                    /** @description Bearer challenge naming the missing scope (RFC 6750), when the scope is the reason */
+                    "www-authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -651,13 +667,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the token lacks the books:write scope */
+            /** @description Forbidden: the token lacks the books:write or books:admin scope */
             403: {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
                     "x-request-id": string;
-                    /** @description Bearer challenge (RFC 6750) */
-                    "www-authenticate": string;
+                    /** @description Bearer challenge naming the missing scope (RFC 6750), when the scope is the reason */
+                    "www-authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -666,10 +682,10 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "Forbidden",
                      *       "status": 403,
-                     *       "detail": "the token lacks the books:write scope",
+                     *       "detail": "the token lacks the books:write or books:admin scope",
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
-                     *       "error": "the token lacks the books:write scope"
+                     *       "error": "the token lacks the books:write or books:admin scope"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -960,8 +976,8 @@ export interface operations {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
                     "x-request-id": string;
-                    /** @description Bearer challenge (RFC 6750) */
-                    "www-authenticate": string;
+                    /** @description Bearer challenge naming the missing scope (RFC 6750), when the scope is the reason */
+                    "www-authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1158,13 +1174,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the token lacks the books:write scope */
+            /** @description Forbidden: the token lacks the books:write or books:verify or books:admin scope */
             403: {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
                     "x-request-id": string;
-                    /** @description Bearer challenge (RFC 6750) */
-                    "www-authenticate": string;
+                    /** @description Bearer challenge naming the missing scope (RFC 6750), when the scope is the reason */
+                    "www-authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1173,10 +1189,10 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "Forbidden",
                      *       "status": 403,
-                     *       "detail": "the token lacks the books:write scope",
+                     *       "detail": "the token lacks the books:write or books:verify or books:admin scope",
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
-                     *       "error": "the token lacks the books:write scope"
+                     *       "error": "the token lacks the books:write or books:verify or books:admin scope"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1489,13 +1505,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the token lacks the books:write scope */
+            /** @description Forbidden: the token lacks the books:write or books:admin scope */
             403: {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
                     "x-request-id": string;
-                    /** @description Bearer challenge (RFC 6750) */
-                    "www-authenticate": string;
+                    /** @description Bearer challenge naming the missing scope (RFC 6750), when the scope is the reason */
+                    "www-authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1504,10 +1520,10 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "Forbidden",
                      *       "status": 403,
-                     *       "detail": "the token lacks the books:write scope",
+                     *       "detail": "the token lacks the books:write or books:admin scope",
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
-                     *       "error": "the token lacks the books:write scope"
+                     *       "error": "the token lacks the books:write or books:admin scope"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1678,7 +1694,7 @@ export interface operations {
                     /** @example The Hobbit */
                     title?: string;
                     /** @example J. R. R. Tolkien */
-                    author?: string;
+                    author?: string | null;
                     /**
                      * Format: date
                      * @description Calendar date, YYYY-MM-DD, year 0001 to 9999
@@ -1693,6 +1709,7 @@ export interface operations {
                     status?: "pending" | "verified";
                     /**
                      * Format: uri
+                     * @description An absolute http or https URL
                      * @example https://covers.example.org/hobbit.jpg
                      */
                     image_url?: string | null;
@@ -1702,14 +1719,18 @@ export interface operations {
                      * @description UUID v7, server-generated
                      */
                     readonly id?: string;
+                    /** @description The subject (`sub`) of the token that created the book; null without authentication and for books created before owners were recorded. Only the creator, or a caller with books:admin, may change or delete the book. */
+                    readonly created_by?: string | null;
                     /**
                      * Format: date-time
-                     * @description RFC 3339, UTC; server-set
+                     * @description RFC 3339, UTC, to the microsecond; server-set
+                     * @example 2026-03-14T09:26:53.589793Z
                      */
                     readonly created_at?: string;
                     /**
                      * Format: date-time
-                     * @description RFC 3339, UTC; server-set
+                     * @description RFC 3339, UTC, to the microsecond; server-set
+                     * @example 2026-03-14T09:26:53.589793Z
                      */
                     readonly updated_at?: string;
                 };
@@ -1775,13 +1796,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the token lacks the books:write scope */
+            /** @description Forbidden: the token lacks the books:write or books:verify or books:admin scope */
             403: {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
                     "x-request-id": string;
-                    /** @description Bearer challenge (RFC 6750) */
-                    "www-authenticate": string;
+                    /** @description Bearer challenge naming the missing scope (RFC 6750), when the scope is the reason */
+                    "www-authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1790,10 +1811,10 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "Forbidden",
                      *       "status": 403,
-                     *       "detail": "the token lacks the books:write scope",
+                     *       "detail": "the token lacks the books:write or books:verify or books:admin scope",
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
-                     *       "error": "the token lacks the books:write scope"
+                     *       "error": "the token lacks the books:write or books:verify or books:admin scope"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -2090,8 +2111,8 @@ export interface operations {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
                     "x-request-id": string;
-                    /** @description Bearer challenge (RFC 6750) */
-                    "www-authenticate": string;
+                    /** @description Bearer challenge naming the missing scope (RFC 6750), when the scope is the reason */
+                    "www-authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -1,7 +1,7 @@
 // What the RPC tests share: the service with its gRPC port, a Connect-ES client per protocol, tokens, and the
 // details an RPC error carries.
 import assert from 'node:assert/strict'
-import { durationMs } from '@bufbuild/protobuf/wkt'
+import { durationMs, type Timestamp } from '@bufbuild/protobuf/wkt'
 import { type Client, ConnectError, createClient, type Transport } from '@connectrpc/connect'
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
@@ -102,6 +102,19 @@ export function signedToken(scope: string, options: { subject?: string; signer?:
 }
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+/**
+ * An RFC 3339 UTC instant as REST shows it, to the microsecond: from an RPC Timestamp, or from protojson's text
+ * (which drops trailing zero digits in threes).
+ */
+export function restTimestamp(instant: Timestamp | string): string {
+  if (typeof instant === 'string') {
+    const [whole, fraction = ''] = instant.replace(/Z$/, '').split('.')
+    return `${whole}.${fraction.padEnd(6, '0')}Z`
+  }
+  const whole = new Date(Number(instant.seconds) * 1000).toISOString().slice(0, 19)
+  return `${whole}.${String(Math.floor(instant.nanos / 1000)).padStart(6, '0')}Z`
+}
 
 /** The number in a strong ETag such as "3". */
 export function etagVersion(response: Response): number {

@@ -120,8 +120,29 @@ export const ERROR_TABLE: ErrorCase[] = [
   },
   {
     case: 'token without the scope',
-    rest: { status: 403, detail: 'the token lacks the books:write scope' },
-    rpc: { code: Code.PermissionDenied, message: 'the token lacks the books:write scope' },
+    rest: { status: 403, detail: 'the token lacks the books:write or books:admin scope' },
+    rpc: { code: Code.PermissionDenied, message: 'the token lacks the books:write or books:admin scope' },
+  },
+  {
+    case: 'another caller’s book (not its creator, no books:admin)',
+    rest: { status: 403, detail: 'only the book’s creator, or a caller with books:admin, may change or delete it' },
+    rpc: {
+      code: Code.PermissionDenied,
+      message: 'only the book’s creator, or a caller with books:admin, may change or delete it',
+    },
+  },
+  {
+    case: 'setting verified without books:verify',
+    rest: {
+      status: 403,
+      detail: 'only a caller with books:verify or books:admin may set a book verified',
+      errors: { status: 'Only a caller with books:verify or books:admin may set it to verified' },
+    },
+    rpc: {
+      code: Code.PermissionDenied,
+      message: 'only a caller with books:verify or books:admin may set a book verified',
+      violations: { 'book.status': 'Only a caller with books:verify or books:admin may set it to verified' },
+    },
   },
   {
     case: 'rate limit (RATE_LIMIT_MAX=3, REST and RPC in one budget)',

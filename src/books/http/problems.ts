@@ -16,6 +16,13 @@ export const ifMatchRequired = knownProblem(428, 'this request needs an If-Match
 export const invalidFields = (errors: Record<string, string>) =>
   new HttpError(422, 'request validation failed', { errors })
 
+/**
+ * A 403 for a write the caller's scope allows but this book does not (another's book, or setting it verified):
+ * why, and per field when a field is the reason.
+ */
+export const writeForbidden = ({ reason, errors }: { reason: string; errors?: Record<string, string> | undefined }) =>
+  new HttpError(403, reason, errors === undefined ? undefined : { errors })
+
 /** The documented problem responses of a books operation, with examples from this resource. */
 export const problemResponses = problemDocs({
   instance: '/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90',

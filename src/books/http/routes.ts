@@ -9,6 +9,7 @@ import { HttpError } from '../../http/toolkit/problem.ts'
 import { emptyResponse, jsonResponse } from '../../http/toolkit/responses.ts'
 import {
   type Books,
+  type Forbidden,
   type Invalid,
   type ListPage,
   type NotFound,
@@ -37,6 +38,7 @@ import {
   keyInFlight,
   preconditionFailed,
   problemResponses,
+  writeForbidden,
 } from './problems.ts'
 
 export const PREFIX = '/v1/books'
@@ -113,9 +115,11 @@ const CHANGE_PROBLEMS = problemResponses(
 /** The answer to a replace or a patch: the book with its new ETag, or the problem its outcome names. */
 function changed(
   reply: FastifyReply,
-  result: { outcome: 'changed'; book: StoredBook } | NotFound | VersionMismatch | Invalid,
+  result: { outcome: 'changed'; book: StoredBook } | NotFound | VersionMismatch | Invalid | Forbidden,
 ) {
   switch (result.outcome) {
+    case 'forbidden':
+      throw writeForbidden(result)
     case 'not_found':
       throw bookNotFound()
     case 'version_mismatch':
@@ -186,8 +190,11 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
       const result = await books.create(
         request.body,
         key === undefined ? undefined : { caller: callerOf(request), key },
+        request.principal,
       )
       switch (result.outcome) {
+        case 'forbidden':
+          throw writeForbidden(result)
         case 'in_flight':
           throw keyInFlight()
         case 'key_reused':
@@ -242,7 +249,8 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
       },
     },
     async (request, reply) => {
-      const result = await books.replace(request.params.id, request.body, expectedVersions(request, requireIfMatch))
+      const expected = expectedVersions(request, requireIfMatch)
+      const result = await books.replace(request.params.id, request.body, expected, request.principal)
       return changed(reply, result.outcome === 'replaced' ? { outcome: 'changed', book: result.book } : result)
     },
   )
@@ -270,7 +278,8 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
       },
     },
     async (request, reply) => {
-      const result = await books.patch(request.params.id, request.body, expectedVersions(request, requireIfMatch))
+      const expected = expectedVersions(request, requireIfMatch)
+      const result = await books.patch(request.params.id, request.body, expected, request.principal)
       return changed(reply, result.outcome === 'patched' ? { outcome: 'changed', book: result.book } : result)
     },
   )
@@ -290,7 +299,9 @@ export const booksRoutes: FastifyPluginAsyncTypebox<{ books: Books; requireIfMat
       },
     },
     async (request, reply) => {
-      const result = await books.delete(request.params.id, expectedVersions(request, requireIfMatch))
+      const expected = expectedVersions(request, requireIfMatch)
+      const result = await books.delete(request.params.id, expected, request.principal)
+      if (result.outcome === 'forbidden') throw writeForbidden(result)
       if (result.outcome === 'not_found') throw bookNotFound()
       if (result.outcome === 'version_mismatch') throw preconditionFailed()
       return reply.code(204).send(null)

@@ -1,7 +1,7 @@
 // books.v1.BookService: the books use cases (src/books/books.ts) over Connect, gRPC-Web and gRPC. Like the REST
 // adapter, it only maps: messages to the core's input, the core's outcomes to messages and status codes.
 import { create } from '@bufbuild/protobuf'
-import { timestampFromDate } from '@bufbuild/protobuf/wkt'
+import { type Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt'
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect'
 import type { Operation } from '../../admission/operation.ts'
 import {
@@ -17,10 +17,10 @@ import {
   ListBooksResponseSchema,
   UpdateBookResponseSchema,
 } from '../../gen/books/v1/books_pb.js'
-import { callerOf, invalidArgument } from '../../rpc/toolkit/calls.ts'
+import { callerOf, invalidArgument, PRINCIPAL, permissionDenied } from '../../rpc/toolkit/calls.ts'
 import type { RpcResource } from '../../rpc/toolkit/resource.ts'
 import { validator } from '../../rpc/toolkit/validation.ts'
-import { type Books, type StoredBook, trimInput } from '../books.ts'
+import { type Books, type Forbidden, type StoredBook, trimInput } from '../books.ts'
 import { encodeCursor } from '../cursor.ts'
 import { BOOK_OPERATIONS } from '../operations.ts'
 import { BookInput, BookParams, IdempotencyKey, ListQuery } from '../schemas.ts'
@@ -40,17 +40,27 @@ const STATUS_VALUES = { pending: BookStatus.PENDING, verified: BookStatus.VERIFI
 const statusName = (status: BookStatus) =>
   status === BookStatus.UNSPECIFIED ? undefined : (STATUS_NAMES[status as keyof typeof STATUS_NAMES] ?? 'unknown')
 
+/** An RFC 3339 UTC timestamp as REST shows it, to the microsecond, which a Date would drop. */
+function timestampOf(text: string): Timestamp {
+  const [whole = text, fraction = ''] = text.replace(/Z$/, '').split('.')
+  return create(TimestampSchema, {
+    seconds: BigInt(Date.parse(`${whole}Z`) / 1000),
+    nanos: Number(fraction.padEnd(9, '0').slice(0, 9)),
+  })
+}
+
 function toMessage({ book, version }: StoredBook): BookMessage {
   return create(BookSchema, {
     id: book.id,
     title: book.title,
-    author: book.author,
+    author: book.author ?? '',
     publishedDate: book.published_date,
     status: STATUS_VALUES[book.status],
     ...(book.image_url === null ? {} : { imageUrl: book.image_url }),
     ...(book.description === null ? {} : { description: book.description }),
-    createdAt: timestampFromDate(new Date(book.created_at)),
-    updatedAt: timestampFromDate(new Date(book.updated_at)),
+    ...(book.created_by === null ? {} : { createdBy: book.created_by }),
+    createdAt: timestampOf(book.created_at),
+    updatedAt: timestampOf(book.updated_at),
     version,
   })
 }
@@ -59,7 +69,8 @@ function toMessage({ book, version }: StoredBook): BookMessage {
 function inputOf(message: BookInputMessage | undefined): Record<string, unknown> {
   const input: Record<string, unknown> = {
     title: message?.title ?? '',
-    author: message?.author ?? '',
+    // A proto3 string has no null: empty is none.
+    author: message?.author || null,
     published_date: message?.publishedDate ?? '',
   }
   const status = statusName(message?.status ?? BookStatus.UNSPECIFIED)
@@ -101,6 +112,11 @@ function expectedVersions(expected: number | undefined, required: boolean): numb
 }
 
 const notFound = () => new ConnectError('book not found', Code.NotFound)
+const forbidden = ({ reason, errors }: Forbidden) =>
+  permissionDenied(
+    reason,
+    errors && Object.fromEntries(Object.entries(errors).map(([field, message]) => [`book.${field}`, message])),
+  )
 const versionMismatch = () =>
   new ConnectError('the book has changed since expected_version; read it again', Code.FailedPrecondition)
 
@@ -135,8 +151,14 @@ export function bookService(books: Books, { requireIfMatch }: { requireIfMatch: 
     async createBook(request, context: HandlerContext) {
       const input = validBookInput(inputOf(request.book))
       const key = request.idempotencyKey === '' ? undefined : validKey(request.idempotencyKey)
-      const result = await books.create(input, key === undefined ? undefined : { caller: callerOf(context), key })
+      const result = await books.create(
+        input,
+        key === undefined ? undefined : { caller: callerOf(context), key },
+        context.values.get(PRINCIPAL),
+      )
       switch (result.outcome) {
+        case 'forbidden':
+          throw forbidden(result)
         case 'in_flight':
           throw new ConnectError(
             'a request with this idempotency_key is still being processed; retry shortly',
@@ -153,16 +175,19 @@ export function bookService(books: Books, { requireIfMatch }: { requireIfMatch: 
       }
     },
 
-    async updateBook(request) {
+    async updateBook(request, context: HandlerContext) {
       const { id } = validId({ id: request.id })
       const expected = expectedVersions(request.expectedVersion, requireIfMatch)
+      const writer = context.values.get(PRINCIPAL)
       const paths = request.updateMask?.paths ?? []
       // AIP-134: no mask, or "*", replaces the whole book; a mask writes the fields it names, as a PATCH does.
       const result =
         paths.length === 0 || (paths.length === 1 && paths[0] === '*')
-          ? await books.replace(id, validBookInput(inputOf(request.book)), expected)
-          : await books.patch(id, patchOf(request.book, paths), expected)
+          ? await books.replace(id, validBookInput(inputOf(request.book)), expected, writer)
+          : await books.patch(id, patchOf(request.book, paths), expected, writer)
       switch (result.outcome) {
+        case 'forbidden':
+          throw forbidden(result)
         case 'not_found':
           throw notFound()
         case 'version_mismatch':
@@ -175,9 +200,11 @@ export function bookService(books: Books, { requireIfMatch }: { requireIfMatch: 
       }
     },
 
-    async deleteBook(request) {
+    async deleteBook(request, context: HandlerContext) {
       const { id } = validId({ id: request.id })
-      const result = await books.delete(id, expectedVersions(request.expectedVersion, requireIfMatch))
+      const expected = expectedVersions(request.expectedVersion, requireIfMatch)
+      const result = await books.delete(id, expected, context.values.get(PRINCIPAL))
+      if (result.outcome === 'forbidden') throw forbidden(result)
       if (result.outcome === 'not_found') throw notFound()
       if (result.outcome === 'version_mismatch') throw versionMismatch()
       return create(DeleteBookResponseSchema, {})

@@ -45,7 +45,14 @@ const WWW_AUTHENTICATE = {
 
 const PROBLEM_HEADERS: Record<number, HeaderSchemas> = {
   401: WWW_AUTHENTICATE,
-  403: WWW_AUTHENTICATE,
+  // Refused for the token's scope, the answer names the missing scope; refused by the record itself (another
+  // caller's book), it has no challenge.
+  403: {
+    'www-authenticate': {
+      type: 'string',
+      description: 'Bearer challenge naming the missing scope (RFC 6750), when the scope is the reason',
+    },
+  },
   429: {
     'retry-after': { type: 'integer', required: true, description: 'Seconds until the window resets' },
     'ratelimit-limit': { type: 'integer', required: true, description: 'Requests allowed per window' },

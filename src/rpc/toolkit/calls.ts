@@ -27,3 +27,18 @@ export function invalidArgument(errors: Readonly<Record<string, string>>, rename
     { desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations: violations }) },
   ])
 }
+
+/**
+ * PERMISSION_DENIED for a call its scope allowed but its target does not, with a google.rpc.BadRequest detail
+ * naming the fields that are the reason, when a field is.
+ */
+export function permissionDenied(reason: string, errors?: Readonly<Record<string, string>>) {
+  const violations = Object.entries(errors ?? {}).map(([field, description]) =>
+    create(BadRequest_FieldViolationSchema, { field, description }),
+  )
+  const details =
+    violations.length === 0
+      ? []
+      : [{ desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations: violations }) }]
+  return new ConnectError(reason, Code.PermissionDenied, undefined, details)
+}

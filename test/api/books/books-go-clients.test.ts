@@ -29,7 +29,7 @@ const hobbit = {
   description: 'There and back again.',
 }
 
-const READ_ONLY = ['id', 'created_at', 'updated_at']
+const READ_ONLY = ['id', 'created_by', 'created_at', 'updated_at']
 
 describe('the read-only members in openapi.yaml', () => {
   type Schema = { properties: Record<string, { readOnly?: boolean }>; required?: string[] }
@@ -40,7 +40,7 @@ describe('the read-only members in openapi.yaml', () => {
     return schema.$ref === undefined ? schema : (schemas[schema.$ref.split('/').pop()] as Schema)
   }
 
-  it('when a Book is described, then id, created_at and updated_at are readOnly and nothing else is', () => {
+  it('when a Book is described, then id, created_by, created_at and updated_at are readOnly and nothing else is', () => {
     const book = schemas.Book as Schema
     assert.deepEqual(
       Object.keys(book.properties).filter((name) => book.properties[name]?.readOnly === true),
@@ -51,7 +51,7 @@ describe('the read-only members in openapi.yaml', () => {
   it('when the PUT body is described, then it carries them as optional and readOnly', () => {
     const body = requestSchema('/v1/books/{id}', 'put')
     for (const name of READ_ONLY) assert.equal(body.properties[name]?.readOnly, true, name)
-    assert.deepEqual(body.required, ['title', 'author', 'published_date'])
+    assert.deepEqual(body.required, ['title', 'published_date'])
   })
 
   it('when the POST body is described, then it does not carry them', () => {
@@ -179,10 +179,11 @@ for (const backend of BACKENDS) {
       const rejected = await service.fetch('/v1/books', jsonRequest('POST', book, key))
       assert.deepEqual(await errorsOf(rejected), {
         id: 'Unknown field',
+        created_by: 'Unknown field',
         created_at: 'Unknown field',
         updated_at: 'Unknown field',
       })
-      const { id: _id, created_at: _createdAt, updated_at: _updatedAt, ...input } = book
+      const { id: _id, created_by: _by, created_at: _createdAt, updated_at: _updatedAt, ...input } = book
       const first = await service.fetch('/v1/books', jsonRequest('POST', input, key))
       assert.equal(first.status, 201)
       assert.equal(first.headers.get('idempotent-replayed'), null)

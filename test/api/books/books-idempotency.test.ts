@@ -114,5 +114,24 @@ for (const backend of BACKENDS) {
       assert.equal(again.headers.get('etag'), first.headers.get('etag'))
       assert.equal(again.headers.get('etag'), '"1"')
     })
+
+    it('when a key was stored before created_by and microseconds, then its replay reads as a book does now', async () => {
+      const first = await post('older-release-2')
+      const book = await bodyOf(first)
+      const { created_by: _, ...older } = {
+        ...book,
+        created_at: book.created_at.replace(/\d{3}Z$/, 'Z'),
+        updated_at: book.updated_at.replace(/\d{3}Z$/, 'Z'),
+      }
+      await service.database.query("UPDATE idempotency_keys SET response_body = $1 WHERE key = 'older-release-2'", [
+        JSON.stringify(older),
+      ])
+      const again = await post('older-release-2')
+      assert.equal(again.headers.get('idempotent-replayed'), 'true')
+      const replayed = await bodyOf(again)
+      assert.equal(replayed.created_by, null)
+      assert.equal(replayed.created_at, `${older.created_at.slice(0, -1)}000Z`)
+      assert.match(replayed.updated_at, /\.\d{6}Z$/)
+    })
   })
 }

@@ -99,7 +99,7 @@ for (const backend of BACKENDS) {
         [{ title: null }, { title: 'Must be a string' }],
         [{ title: '' }, { title: 'Must not be empty' }],
         [{ published_date: '1965-02-30' }, { published_date: 'Must be a valid date' }],
-        [{ status: 'lost' }, { status: 'Must be one of: pending, verified' }],
+        [{ status: 'lost' }, { status: 'Must be one of pending, verified' }],
       ]
       for (const [body, errors] of cases) {
         const response = await patch(book.id, body)

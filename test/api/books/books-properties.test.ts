@@ -160,7 +160,13 @@ for (const backend of BACKENDS) {
     it('when random sequences of creates, updates, deletes and reads run, then the service agrees with a model', async () => {
       type Model = { books: Map<string, BookInput>; order: string[] }
       type Real = { service: TestService }
-      const expected = (input: BookInput) => ({ status: 'pending', image_url: null, description: null, ...input })
+      const expected = (input: BookInput) => ({
+        status: 'pending',
+        image_url: null,
+        description: null,
+        created_by: null,
+        ...input,
+      })
       const pick = (model: Model, index: number) => model.order[index % Math.max(1, model.order.length)]
       const MISSING = '01900000-0000-7000-8000-000000000000'
 

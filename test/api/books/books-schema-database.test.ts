@@ -318,7 +318,7 @@ for (const backend of BACKENDS) {
           '/v1/books',
           jsonRequest('POST', { ...book, image_url: 'http://' }),
           422,
-          { image_url: 'Must be an absolute http or https URL' },
+          { image_url: 'Must be a valid URL' },
         ],
         [`/v1/books/urn:uuid:${existing.id}`, undefined, 400, { id: 'Must be a UUID' }],
       ]

@@ -4,6 +4,7 @@
 // key in flight, a database that stops) are provoked in test/system/rpc.
 import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
+import { BookStatus } from '../../../src/gen/books/v1/books_pb.js'
 import { describe } from '../../helpers/describe.ts'
 import {
   type BookClient,
@@ -106,6 +107,24 @@ const PROVOKE: Record<string, Provocation> = {
       door.service.fetch('/v1/books', jsonRequest('POST', book, bearer(await signedToken('books:read')))),
     rpc: async (client) =>
       client.createBook({ book: bookMessage }, { headers: bearer(await signedToken('books:read')) }),
+  },
+  // The door's book is the admin subject's; another writer may not touch it.
+  'another caller’s book (not its creator, no books:admin)': {
+    rest: async (door) =>
+      door.service.fetch(`/v1/books/${door.bookId}`, {
+        method: 'DELETE',
+        headers: bearer(await signedToken('books:write', { subject: 'someone-else' })),
+      }),
+    rpc: async (client, door) =>
+      client.deleteBook(
+        { id: door.bookId },
+        { headers: bearer(await signedToken('books:write', { subject: 'someone-else' })) },
+      ),
+  },
+  'setting verified without books:verify': {
+    rest: (door) =>
+      door.service.fetch('/v1/books', jsonRequest('POST', { ...book, status: 'verified' }, door.auth.headers)),
+    rpc: (client, door) => client.createBook({ book: { ...bookMessage, status: BookStatus.VERIFIED } }, door.auth),
   },
 }
 

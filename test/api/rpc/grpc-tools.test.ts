@@ -43,7 +43,7 @@ import {
   ServerReflectionResponseSchema,
 } from '../../../src/gen/grpc/reflection/v1/reflection_pb.js'
 import { describe } from '../../helpers/describe.ts'
-import { quickBackend, type RpcService, startRpcService } from '../../helpers/rpc-clients.ts'
+import { quickBackend, type RpcService, restTimestamp, startRpcService } from '../../helpers/rpc-clients.ts'
 import { bodyOf, type Json, jsonRequest } from '../../helpers/service.ts'
 
 const run = promisify(execFile)
@@ -229,7 +229,7 @@ describe('the gRPC port through grpc-js and buf curl', () => {
         author: book.author,
         published_date: book.publishedDate,
         status: book.status,
-        created_at: new Date(book.createdAt).toISOString(),
+        created_at: restTimestamp(book.createdAt),
         version: book.version,
       },
       {

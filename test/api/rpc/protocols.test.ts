@@ -14,6 +14,7 @@ import {
   etagVersion,
   PROTOCOLS,
   type RpcService,
+  restTimestamp,
   rpcFailure,
   startRpcService,
 } from '../../helpers/rpc-clients.ts'
@@ -191,8 +192,9 @@ for (const backend of BACKENDS) {
           status: BookStatus[book.status].toLowerCase(),
           image_url: book.imageUrl ?? null,
           description: book.description ?? null,
-          created_at: timestampDate(book.createdAt).toISOString(),
-          updated_at: timestampDate(book.updatedAt).toISOString(),
+          created_by: book.createdBy ?? null,
+          created_at: restTimestamp(book.createdAt),
+          updated_at: restTimestamp(book.updatedAt),
         },
         stored,
       )
@@ -224,8 +226,9 @@ for (const backend of BACKENDS) {
         status: 'pending',
         image_url: null,
         description: null,
-        created_at: timestampDate(book.createdAt).toISOString(),
-        updated_at: timestampDate(book.updatedAt).toISOString(),
+        created_by: null,
+        created_at: restTimestamp(book.createdAt),
+        updated_at: restTimestamp(book.updatedAt),
       })
     })
 

@@ -75,7 +75,7 @@ describe('buf breaking against the committed baseline', () => {
 
   it('when a field is added, then there is no breaking change', () => {
     const result = buf(
-      workspaceWith(replacing('  int32 version = 10;\n', '  int32 version = 10;\n  string isbn = 11;\n')),
+      workspaceWith(replacing('  int32 version = 10;\n', '  int32 version = 10;\n  string isbn = 12;\n')),
       BREAKING_ARGS,
     )
     assert.equal(result.status, 0, result.output)
@@ -84,7 +84,7 @@ describe('buf breaking against the committed baseline', () => {
   const plants = [
     {
       change: 'a field of Book is renumbered',
-      edit: replacing('  string author = 3;', '  string author = 11;'),
+      edit: replacing('  string author = 3;', '  string author = 12;'),
       type: 'FIELD_NO_DELETE',
       message: /field "3" with name "author" on message "Book" was deleted/,
     },

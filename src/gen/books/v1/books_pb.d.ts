@@ -33,6 +33,8 @@ export declare type Book = Message<"books.v1.Book"> & {
   title: string;
 
   /**
+   * Empty when the book has none (REST's null).
+   *
    * @generated from field: string author = 3;
    */
   author: string;
@@ -60,6 +62,8 @@ export declare type Book = Message<"books.v1.Book"> & {
   description?: string | undefined;
 
   /**
+   * To the microsecond.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 8;
    */
   createdAt?: Timestamp | undefined;
@@ -75,6 +79,14 @@ export declare type Book = Message<"books.v1.Book"> & {
    * @generated from field: int32 version = 10;
    */
   version: number;
+
+  /**
+   * The subject of the token that created the book; unset without authentication and for books created before
+   * owners were recorded. Only the creator, or a caller with books:admin, may change or delete the book.
+   *
+   * @generated from field: optional string created_by = 11;
+   */
+  createdBy?: string | undefined;
 };
 
 /**
@@ -95,6 +107,8 @@ export declare type BookInput = Message<"books.v1.BookInput"> & {
   title: string;
 
   /**
+   * Empty for none.
+   *
    * @generated from field: string author = 2;
    */
   author: string;
