@@ -2,7 +2,8 @@
 -- runs it). Ids are UUIDv7-shaped and derived from n, so the load generators and pgbench can name any book without
 -- a lookup: book n is 00000000-0000-7000-8000-<n as 12 hex digits>. Author k (k = n mod :authors) is "Author " and
 -- three letters from k, as bench/scenario.lua names them; a third of the books verified; creation times one minute
--- apart; every hundredth title contains "42 of".
+-- apart; every hundredth title contains "42 of". Every book is the benchmark token's subject's ("bench", as
+-- bench/fixtures.ts signs it), so its updates pass the owner check as a writer's own would.
 --
 -- The secondary indexes are dropped before the insert and built again from their own definitions after it: one
 -- build over all rows is many times faster than keeping every index up to date row by row.
@@ -22,7 +23,7 @@ BEGIN
   END LOOP;
 END
 $$;
-INSERT INTO books (id, created_at, updated_at, published_date, status, title, author, image_url, description)
+INSERT INTO books (id, created_at, updated_at, published_date, status, title, author, image_url, description, created_by)
 SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(n), 12, '0'))::uuid,
        timestamptz '2020-01-01 00:00:00+00' + n * interval '1 minute',
        timestamptz '2020-01-01 00:00:00+00' + n * interval '1 minute',
@@ -31,7 +32,8 @@ SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(n), 12, '0'))::uuid,
        'Book ' || n || ' of the benchmark shelf',
        'Author ' || chr(65 + n % :authors % 26) || chr(97 + n % :authors / 26 % 26) || chr(97 + n % :authors / 676),
        'https://covers.example.com/' || n || '.jpg',
-       'A book seeded for the benchmark; its description is a sentence long, like most.'
+       'A book seeded for the benchmark; its description is a sentence long, like most.',
+       'bench'
 FROM generate_series(1, :books) AS n;
 DO $$
 DECLARE
