@@ -20,6 +20,9 @@ const LAYERS = {
   health: '^src/health/',
 }
 const SHARED = Object.values(LAYERS)
+// The services besides the books service (whose composition root and entry point are the app level below): each
+// its own deployable, built on the shared layers and calling the books service over its contract (src/gen).
+const SERVICES = { verifier: '^src/verifier/' }
 // The app level: the contract a resource fulfils, the list of resources, the composition root and the entry points.
 const APP = '^src/(app|service|server|cluster|migrate|resource|resources)[.]ts$'
 const NPM = '(^|/)node_modules/'
@@ -27,7 +30,7 @@ const NPM = '(^|/)node_modules/'
 const MANIFEST = '^package[.]json$'
 // A resource: any other folder of src, e.g. src/books. Its REST adapter (http/), its RPC adapter (rpc/) and its
 // assembly (resource.ts) may know the transports; the rest of it is its core.
-const RESOURCE = `^src/(?!(${Object.keys(LAYERS)
+const RESOURCE = `^src/(?!(${[...Object.keys(LAYERS), ...Object.keys(SERVICES)]
   .filter((name) => name !== 'logger')
   .join('|')}|gen)/)[^/]+/`
 const RESOURCE_REST = '^src/[^/]+/http/'
@@ -123,6 +126,19 @@ module.exports = {
       'A resource plugs in whole and can be taken out whole: it imports no other resource.',
       { path: '^src/([^/]+)/', pathNot: SHARED },
       { path: RESOURCE, pathNot: '^src/$1/' },
+    ),
+    rule(
+      'a-service-knows-only-the-shared-layers',
+      'A second service (the verifier) shares the layers and the generated contract, and reaches the books service ' +
+        'over the network only: no resource, nothing of the books service’s app level.',
+      { path: Object.values(SERVICES) },
+      { path: [RESOURCE, APP] },
+    ),
+    rule(
+      'no-one-imports-a-service',
+      'Nothing of the books service, and no shared layer, depends on another service: each deploys on its own.',
+      { path: '^src/', pathNot: Object.values(SERVICES) },
+      { path: Object.values(SERVICES) },
     ),
     rule('src-not-to-test', 'The service must run without its test folder.', { path: '^src/' }, { path: '^test/' }),
     rule(

@@ -130,11 +130,12 @@ function traceIds() {
   return { trace_id: traceId, span_id: spanId }
 }
 
-export function createLogger(level: string, destination?: pino.DestinationStream) {
+/** A JSON logger for `service` (each line names it), for every service of the project. */
+export function createLogger(level: string, destination?: pino.DestinationStream, service = 'myapp') {
   return pino(
     {
       level,
-      base: { service: 'myapp' },
+      base: { service },
       messageKey: 'message',
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

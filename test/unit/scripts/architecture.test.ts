@@ -84,6 +84,12 @@ const FIXTURE: Record<string, string> = {
   // no-circular (reported once, from its first module), through a type-only import one way and a dynamic import back
   'src/cycle/a.ts': "import type { B } from './b.ts'\nexport type A = { b?: B }\n",
   'src/cycle/b.ts': "export type B = number\nexport const load = () => import('./a.ts')\n",
+  // a-service-knows-only-the-shared-layers, twice: a resource and the app level; the contract and logger are allowed
+  'src/verifier/check.ts':
+    "import { book } from '../books/model.ts'\nimport { service } from '../service.ts'\n" +
+    "import { level } from '../logger.ts'\nexport const used = [book, service, level]\n",
+  // no-one-imports-a-service
+  'src/jobs/to-verifier.ts': "import { used } from '../verifier/check.ts'\nexport const again = used\n",
   // src-not-to-test
   'src/uses-test.ts': "import { helper } from '../test/helper.ts'\nexport const used = helper\n",
   // not-to-unresolvable
@@ -95,6 +101,8 @@ const FIXTURE: Record<string, string> = {
 }
 
 const EXPECTED = [
+  'a-service-knows-only-the-shared-layers: src/verifier/check.ts → src/books/model.ts',
+  'a-service-knows-only-the-shared-layers: src/verifier/check.ts → src/service.ts',
   'admission-is-transport-neutral: src/admission/hook.ts → node_modules/fastify/fastify.js',
   'bench-not-to-test: bench/run.ts → test/helper.ts',
   'core-knows-no-transport: src/books/calls.ts → src/rpc/toolkit/calls.ts',
@@ -104,17 +112,20 @@ const EXPECTED = [
   'events-knows-no-core: src/events/feed.ts → src/books/model.ts',
   'http-uses-db-types-only: src/http/pipeline/opens-db.ts → src/db/open.ts',
   'no-circular: src/cycle/a.ts → src/cycle/b.ts',
+  'no-one-imports-a-service: src/jobs/to-verifier.ts → src/verifier/check.ts',
   'not-to-unresolvable: src/missing.ts → ./gone.ts',
   'observability-and-probes-not-to-the-pipeline: src/health/probe.ts → src/http/pipeline/allowed.ts',
   'observability-and-probes-not-to-the-pipeline: src/observability/http.ts → src/http/pipeline/allowed.ts',
   'resource-uses-the-toolkits: src/books/http/wires.ts → src/http/pipeline/allowed.ts',
   'resources-do-not-know-each-other: src/authors/uses-books.ts → src/books/model.ts',
+  'resources-do-not-know-each-other: src/verifier/check.ts → src/books/model.ts',
   'rest-not-to-rpc: src/books/http/to-rpc.ts → src/rpc/toolkit/calls.ts',
   'rest-not-to-rpc: src/http/pipeline/to-rpc.ts → src/rpc/toolkit/calls.ts',
   'rpc-not-to-rest: src/rpc/toolkit/to-http.ts → src/http/toolkit/kit.ts',
   'shared-names-no-resource: src/events/feed.ts → src/books/model.ts',
   'shared-names-no-resource: src/http/pipeline/knows-books.ts → src/books/model.ts',
   'shared-names-no-resource: src/jobs/to-app.ts → src/service.ts',
+  'shared-names-no-resource: src/jobs/to-verifier.ts → src/verifier/check.ts',
   'src-not-to-test: src/uses-test.ts → test/helper.ts',
 ]
 

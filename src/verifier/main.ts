@@ -1,0 +1,24 @@
+// Entry point of the verifier (npm run verifier): parse its configuration, follow the books' events, verify their
+// images, until SIGTERM or SIGINT, then stop following and exit.
+import { loadOrExit } from '../config/load.ts'
+import { createLogger, flushLogs } from '../logger.ts'
+import { parseVerifierConfig } from './config.ts'
+import { createVerifierService } from './service.ts'
+
+const config = loadOrExit(parseVerifierConfig)
+const logger = createLogger(config.log.level, undefined, 'verifier')
+const service = createVerifierService({ config, logger })
+const { port } = await service.start()
+logger.info(
+  { books: config.books.url, protocol: config.books.protocol, port, allow: config.images.allow },
+  'verifier started',
+)
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, async () => {
+    logger.info({ signal }, 'stopping')
+    await service.close()
+    await flushLogs(logger)
+    process.exit(0)
+  })
+}

@@ -1,0 +1,119 @@
+// The verifier, assembled: the image check, the books client with its policies, the event source, the metrics, and
+// the probes. src/verifier/main.ts runs it as a process; the tests build it in theirs.
+import { readFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Counter, Gauge, Registry } from 'prom-client'
+import type { Logger } from '../logger.ts'
+import { createBooksClient } from './books-client.ts'
+import type { VerifierConfig } from './config.ts'
+import { followFeed } from './feed.ts'
+import { createImageChecker } from './image-check.ts'
+import { type BookEventEnvelope, createVerifier, type Verification } from './verifier.ts'
+
+/** The label a verification is counted under: its outcome and, where there is one, its reason. */
+function reasonOf(result: Verification): string {
+  switch (result.outcome) {
+    case 'verified':
+      return result.kind
+    case 'skipped':
+      return result.reason
+    case 'rejected':
+      return result.verdict.outcome
+    case 'superseded':
+      return result.change
+  }
+}
+
+export function createVerifierService({ config, logger }: { config: VerifierConfig; logger: Logger }) {
+  const registry = new Registry()
+  const verifications = new Counter({
+    name: 'verifier_verifications_total',
+    help: 'Book events handled, by outcome and reason',
+    labelNames: ['outcome', 'reason'],
+    registers: [registry],
+  })
+  const breakerState = new Gauge({
+    name: 'verifier_books_breaker_open',
+    help: '1 while the circuit breaker in front of the books service is open',
+    registers: [registry],
+  })
+
+  // Read on every call, so that a rotated token file is picked up without a restart.
+  const token = () =>
+    config.books.tokenFile === undefined ? config.books.token : readFileSync(config.books.tokenFile, 'utf8').trim()
+  const books = createBooksClient({
+    baseUrl: config.books.url,
+    protocol: config.books.protocol,
+    token,
+    callTimeoutMs: config.books.callTimeoutMs,
+    retry: { maxAttempts: 4, initialDelayMs: 100, maxDelayMs: 2000 },
+    breaker: { consecutiveFailures: 5, halfOpenAfterMs: 5000 },
+    resolveEveryMs: 30_000,
+  })
+  books.onBreakerChange((state) => {
+    breakerState.set(state === 'Open' ? 1 : 0)
+    logger.warn({ state }, 'books service circuit breaker changed state')
+  })
+  const verifier = createVerifier({ images: createImageChecker(config.images), books })
+
+  async function handle(event: unknown): Promise<void> {
+    const envelope = event as BookEventEnvelope
+    const started = performance.now()
+    const result = await verifier.handle(envelope)
+    verifications.inc({ outcome: result.outcome, reason: reasonOf(result) })
+    // One line per event.
+    logger.info(
+      {
+        event_id: envelope.id,
+        book_id: envelope.data?.id,
+        outcome: result.outcome,
+        reason: reasonOf(result),
+        duration_ms: Math.round(performance.now() - started),
+      },
+      'book event handled',
+    )
+  }
+
+  let feed: ReturnType<typeof followFeed> | undefined
+  let probes: Server | undefined
+
+  return {
+    registry,
+    /** Serves the probes and metrics, then follows the events. */
+    async start(): Promise<{ port: number }> {
+      probes = createServer(async (request, response) => {
+        const path = request.url?.split('?')[0]
+        if (path === '/livez')
+          return response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')
+        if (path === '/readyz') {
+          const ready = feed?.connected() === true
+          return response
+            .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ status: ready ? 'ok' : 'not connected to the event feed' }))
+        }
+        if (path === '/metrics') {
+          return response.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
+        }
+        response.writeHead(404, { 'content-type': 'application/json' }).end('{"status":"not found"}')
+      })
+      await new Promise<void>((resolve) => probes?.listen(config.server.port, config.server.host, resolve))
+      feed = followFeed(
+        {
+          url: config.books.url,
+          token,
+          positionFile: config.feed.positionFile,
+          logger,
+          retry: { initialDelayMs: 250, maxDelayMs: 10_000 },
+        },
+        handle,
+      )
+      return { port: (probes.address() as AddressInfo).port }
+    },
+    /** Stops following (the event in hand is finished or comes again), then closes the probes. */
+    async close(): Promise<void> {
+      await feed?.stop()
+      await new Promise<void>((resolve) => (probes === undefined ? resolve() : probes.close(() => resolve())))
+    },
+  }
+}
