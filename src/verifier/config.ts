@@ -3,6 +3,7 @@
 import { type Static, Type } from 'typebox'
 import { parseDuration } from '../config/duration.ts'
 import { deepFreeze, environmentReader } from '../config/environment.ts'
+import { type EventsEnv, EventsEnvSchema, eventsProblems } from '../config/events.ts'
 import { LOG_LEVELS } from '../config/observability.ts'
 import { type Problem, problem } from '../config/problems.ts'
 import { Duration, HttpUrl, Secret } from '../config/variables.ts'
@@ -11,7 +12,30 @@ import { parseAllowList } from './image-check.ts'
 export const VerifierEnvSchema = Type.Object({
   VERIFIER_BOOKS_URL: HttpUrl(
     'Where the books service answers: its HTTP port, which serves the event feed and the calls over Connect ' +
-      '(default http://127.0.0.1:8080). A name that resolves to several addresses is balanced over all of them',
+      '(default http://127.0.0.1:8080), or with NATS_URL its GRPC_PORT (VERIFIER_BOOKS_PROTOCOL=grpc). A name ' +
+      'that resolves to several addresses is balanced over all of them',
+  ),
+  VERIFIER_BOOKS_PROTOCOL: Type.Enum(['connect', 'grpc'], {
+    default: 'connect',
+    description: 'connect for the HTTP port, grpc for the GRPC_PORT (with NATS_URL: the feed needs the HTTP port)',
+  }),
+  // JetStream, as the books service's relay reaches it; without NATS_URL the verifier follows the feed.
+  NATS_URL: EventsEnvSchema.properties.NATS_URL,
+  NATS_CREDS_FILE: EventsEnvSchema.properties.NATS_CREDS_FILE,
+  NATS_USER: EventsEnvSchema.properties.NATS_USER,
+  NATS_PASS: EventsEnvSchema.properties.NATS_PASS,
+  NATS_TOKEN: EventsEnvSchema.properties.NATS_TOKEN,
+  NATS_TLS_CA: EventsEnvSchema.properties.NATS_TLS_CA,
+  VERIFIER_CONCURRENCY: Type.Integer({ default: 4, minimum: 1, maximum: 256, description: 'Events handled at once' }),
+  VERIFIER_MAX_DELIVER: Type.Integer({
+    default: 5,
+    minimum: 2,
+    maximum: 100,
+    description: 'Deliveries of an event that keeps failing before it goes to the dead-letter subject',
+  }),
+  VERIFIER_REDELIVERY_DELAY: Duration(
+    '1s',
+    'The first wait before an event is delivered again; the next ones are 5, 30 and 60 times it',
   ),
   VERIFIER_TOKEN_FILE: Type.Optional(
     Type.String({
@@ -51,7 +75,10 @@ export const VerifierEnvSchema = Type.Object({
 export type VerifierEnv = Static<typeof VerifierEnvSchema>
 
 function verifierProblems(env: VerifierEnv): Problem[] {
-  const problems: Problem[] = []
+  const problems: Problem[] = eventsProblems(env as unknown as EventsEnv)
+  if (env.VERIFIER_BOOKS_PROTOCOL === 'grpc' && env.NATS_URL === undefined) {
+    problems.push(problem('VERIFIER_BOOKS_PROTOCOL', 'grpc needs NATS_URL: the event feed is on the HTTP port'))
+  }
   try {
     parseAllowList(allowList(env.VERIFIER_ALLOW_HOSTS ?? ''))
   } catch {
@@ -75,14 +102,32 @@ export function parseVerifierConfig(source: Readonly<Record<string, string | und
   return deepFreeze({
     books: {
       url: env.VERIFIER_BOOKS_URL.replace(/\/$/, ''),
-      // The feed is served on the HTTP port, and so are the calls over Connect.
-      protocol: 'connect' as const,
+      protocol: env.VERIFIER_BOOKS_PROTOCOL,
       tokenFile: env.VERIFIER_TOKEN_FILE,
       token: env.VERIFIER_TOKEN,
       callTimeoutMs: parseDuration(env.VERIFIER_CALL_TIMEOUT),
     },
     images: { allow, deadlineMs: parseDuration(env.VERIFIER_IMAGE_TIMEOUT), maxBytes: 4096, maxRedirects: 3 },
     feed: { positionFile: env.VERIFIER_FEED_POSITION_FILE },
+    /** JetStream, when NATS_URL is set; else the feed. */
+    nats:
+      env.NATS_URL === undefined
+        ? undefined
+        : {
+            servers: env.NATS_URL.split(','),
+            credsFile: env.NATS_CREDS_FILE,
+            user: env.NATS_USER,
+            pass: env.NATS_PASS,
+            token: env.NATS_TOKEN,
+            tlsCaFile: env.NATS_TLS_CA,
+          },
+    consumer: {
+      concurrency: env.VERIFIER_CONCURRENCY,
+      maxDeliver: env.VERIFIER_MAX_DELIVER,
+      backoffMs: [1, 5, 30, 60]
+        .slice(0, env.VERIFIER_MAX_DELIVER - 1)
+        .map((times) => times * parseDuration(env.VERIFIER_REDELIVERY_DELAY)),
+    },
     server: { host: env.SERVER_HOST, port: env.SERVER_PORT },
     log: { level: env.LOG_LEVEL },
   })

@@ -4,9 +4,11 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Registry } from 'prom-client'
+import { connectionOptions } from '../events/relay.ts'
 import type { Logger } from '../logger.ts'
-import { createBooksClient } from './books-client.ts'
+import { createBooksClient, isBreakerOpen } from './books-client.ts'
 import type { VerifierConfig } from './config.ts'
+import { consumeEvents } from './consumer.ts'
 import { followFeed } from './feed.ts'
 import { createImageChecker } from './image-check.ts'
 import { type BookEventEnvelope, createVerifier, type Verification } from './verifier.ts'
@@ -31,6 +33,12 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
     name: 'verifier_verifications_total',
     help: 'Book events handled, by outcome and reason',
     labelNames: ['outcome', 'reason'],
+    registers: [registry],
+  })
+  const deadLetters = new Counter({
+    name: 'verifier_dead_letters_total',
+    help: 'Events sent to the dead-letter subject, by reason',
+    labelNames: ['reason'],
     registers: [registry],
   })
   const breakerState = new Gauge({
@@ -60,7 +68,18 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
   async function handle(event: unknown): Promise<void> {
     const envelope = event as BookEventEnvelope
     const started = performance.now()
-    const result = await verifier.handle(envelope)
+    let result: Verification
+    try {
+      result = await verifier.handle(envelope)
+    } catch (error) {
+      // Not handled: the event comes again (the feed after a pause, JetStream after its backoff).
+      verifications.inc({ outcome: 'failed', reason: isBreakerOpen(error) ? 'breaker_open' : 'books_unreachable' })
+      logger.warn(
+        { event_id: envelope.id, book_id: envelope.data?.id, err: error },
+        'book event not handled; it comes again',
+      )
+      throw error
+    }
     verifications.inc({ outcome: result.outcome, reason: reasonOf(result) })
     // One line per event.
     logger.info(
@@ -75,8 +94,40 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
     )
   }
 
-  let feed: ReturnType<typeof followFeed> | undefined
+  let source: { connected(): boolean; stop(): Promise<void> } | undefined
   let probes: Server | undefined
+
+  /** JetStream when configured, else the books service's feed. */
+  async function follow() {
+    if (config.nats === undefined) {
+      return followFeed(
+        {
+          url: config.books.url,
+          token,
+          positionFile: config.feed.positionFile,
+          logger,
+          retry: { initialDelayMs: 250, maxDelayMs: 10_000 },
+        },
+        handle,
+      )
+    }
+    return consumeEvents(
+      {
+        connection: { ...connectionOptions(config.nats), name: 'myapp-verifier' },
+        stream: 'BOOKS',
+        subjects: ['books.created', 'books.updated'],
+        durable: 'verifier',
+        concurrency: config.consumer.concurrency,
+        maxDeliver: config.consumer.maxDeliver,
+        backoffMs: config.consumer.backoffMs,
+        ackWaitMs: 30_000,
+        deadLetter: { stream: 'VERIFIER_DEAD_LETTERS', subject: 'verifier.dead-letters.books' },
+        logger,
+      },
+      (event) => handle(event),
+      (reason) => deadLetters.inc({ reason }),
+    )
+  }
 
   return {
     registry,
@@ -87,10 +138,10 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
         if (path === '/livez')
           return response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')
         if (path === '/readyz') {
-          const ready = feed?.connected() === true
+          const ready = source?.connected() === true
           return response
             .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-            .end(JSON.stringify({ status: ready ? 'ok' : 'not connected to the event feed' }))
+            .end(JSON.stringify({ status: ready ? 'ok' : 'not connected to the events' }))
         }
         if (path === '/metrics') {
           return response.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
@@ -98,21 +149,12 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
         response.writeHead(404, { 'content-type': 'application/json' }).end('{"status":"not found"}')
       })
       await new Promise<void>((resolve) => probes?.listen(config.server.port, config.server.host, resolve))
-      feed = followFeed(
-        {
-          url: config.books.url,
-          token,
-          positionFile: config.feed.positionFile,
-          logger,
-          retry: { initialDelayMs: 250, maxDelayMs: 10_000 },
-        },
-        handle,
-      )
+      source = await follow()
       return { port: (probes.address() as AddressInfo).port }
     },
     /** Stops following (the event in hand is finished or comes again), then closes the probes. */
     async close(): Promise<void> {
-      await feed?.stop()
+      await source?.stop()
       await new Promise<void>((resolve) => (probes === undefined ? resolve() : probes.close(() => resolve())))
     },
   }
