@@ -6,8 +6,9 @@
 import { lookup } from 'node:dns/promises'
 import { create } from '@bufbuild/protobuf'
 import { durationMs, FieldMaskSchema } from '@bufbuild/protobuf/wkt'
-import { Code, ConnectError, createClient, type Transport } from '@connectrpc/connect'
+import { Code, ConnectError, createClient, type Interceptor, type Transport } from '@connectrpc/connect'
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node'
+import { context, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import {
   BrokenCircuitError,
   CircuitState,
@@ -22,6 +23,7 @@ import {
 import ipaddr from 'ipaddr.js'
 import { BookInputSchema, BookService, BookStatus } from '../gen/books/v1/books_pb.js'
 import { RetryInfoSchema } from '../gen/google/rpc/error_details_pb.js'
+import { tracer } from '../observability/tracing.ts'
 
 export interface BooksClientOptions {
   /** http://host:port: native gRPC (the GRPC_PORT) or Connect (the HTTP port), as `protocol` says. */
@@ -58,6 +60,27 @@ function retryInfoDelayMs(error: unknown): number | undefined {
   return info?.retryDelay === undefined ? undefined : durationMs(info.retryDelay)
 }
 
+/** A client span per call, a child of the active span, whose context goes with the call (traceparent). */
+const traced: Interceptor = (next) => (request) =>
+  tracer().startActiveSpan(
+    `${request.service.typeName}/${request.method.name}`,
+    { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc', 'rpc.method': request.method.name } },
+    async (span) => {
+      const carrier: Record<string, string> = {}
+      propagation.inject(context.active(), carrier)
+      for (const [name, value] of Object.entries(carrier)) request.header.set(name, value)
+      try {
+        return await next(request)
+      } catch (error) {
+        span.setAttribute('rpc.grpc.status_code', ConnectError.from(error).code)
+        span.setStatus({ code: SpanStatusCode.ERROR })
+        throw error
+      } finally {
+        span.end()
+      }
+    },
+  )
+
 /**
  * Transports to every address `host` resolves to, used in turn. One long-lived HTTP/2 connection would otherwise
  * send every call to the one replica it reached, whatever a Service in front balances per connection.
@@ -70,9 +93,9 @@ function roundRobin(options: BooksClientOptions) {
     url.hostname = address.includes(':') ? `[${address}]` : address
     const baseUrl = url.toString().replace(/\/$/, '')
     return options.protocol === 'grpc'
-      ? createGrpcTransport({ baseUrl })
+      ? createGrpcTransport({ baseUrl, interceptors: [traced] })
       : // The HTTP port speaks HTTP/1.1 (no h2c).
-        createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true })
+        createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true, interceptors: [traced] })
   }
   let transports = new Map<string, Transport>()
   let next = 0

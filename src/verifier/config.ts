@@ -4,7 +4,7 @@ import { type Static, Type } from 'typebox'
 import { parseDuration } from '../config/duration.ts'
 import { deepFreeze, environmentReader } from '../config/environment.ts'
 import { type EventsEnv, EventsEnvSchema, eventsProblems } from '../config/events.ts'
-import { LOG_LEVELS } from '../config/observability.ts'
+import { ObservabilityEnvSchema, observabilityConfig } from '../config/observability.ts'
 import { type Problem, problem } from '../config/problems.ts'
 import { Duration, HttpUrl, Secret } from '../config/variables.ts'
 import { parseAllowList } from './image-check.ts'
@@ -70,7 +70,8 @@ export const VerifierEnvSchema = Type.Object({
     maximum: 65535,
     description: 'Port of the probes and metrics',
   }),
-  LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info', description: 'Log level' }),
+  // Logs and traces as the books service's (LOG_LEVEL, OTEL_*).
+  ...ObservabilityEnvSchema.properties,
 })
 export type VerifierEnv = Static<typeof VerifierEnvSchema>
 
@@ -97,7 +98,8 @@ const readEnv = environmentReader(VerifierEnvSchema, verifierProblems)
 
 /** Parses the environment into the verifier's frozen configuration, or throws a ConfigError naming every bad one. */
 export function parseVerifierConfig(source: Readonly<Record<string, string | undefined>>) {
-  const env = readEnv({ VERIFIER_BOOKS_URL: 'http://127.0.0.1:8080', ...source })
+  const env = readEnv({ VERIFIER_BOOKS_URL: 'http://127.0.0.1:8080', OTEL_SERVICE_NAME: 'myapp-verifier', ...source })
+  const { log, tracing } = observabilityConfig(env)
   const allow = allowList(env.VERIFIER_ALLOW_HOSTS)
   return deepFreeze({
     books: {
@@ -129,7 +131,8 @@ export function parseVerifierConfig(source: Readonly<Record<string, string | und
         .map((times) => times * parseDuration(env.VERIFIER_REDELIVERY_DELAY)),
     },
     server: { host: env.SERVER_HOST, port: env.SERVER_PORT },
-    log: { level: env.LOG_LEVEL },
+    log,
+    tracing,
   })
 }
 export type VerifierConfig = ReturnType<typeof parseVerifierConfig>

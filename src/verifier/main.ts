@@ -2,11 +2,13 @@
 // images, until SIGTERM or SIGINT, then stop following and exit.
 import { loadOrExit } from '../config/load.ts'
 import { createLogger, flushLogs } from '../logger.ts'
+import { startTracing } from '../observability/tracing.ts'
 import { parseVerifierConfig } from './config.ts'
 import { createVerifierService } from './service.ts'
 
 const config = loadOrExit(parseVerifierConfig)
 const logger = createLogger(config.log.level, undefined, 'verifier')
+const tracing = startTracing(config.tracing)
 const service = createVerifierService({ config, logger })
 const { port } = await service.start()
 logger.info(
@@ -18,6 +20,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, async () => {
     logger.info({ signal }, 'stopping')
     await service.close()
+    await tracing?.shutdown()
     await flushLogs(logger)
     process.exit(0)
   })

@@ -3,9 +3,12 @@
 import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { Counter, Gauge, Registry } from 'prom-client'
 import { connectionOptions } from '../events/relay.ts'
+import { contextOf } from '../events/trace-context.ts'
 import type { Logger } from '../logger.ts'
+import { tracer } from '../observability/tracing.ts'
 import { createBooksClient, isBreakerOpen } from './books-client.ts'
 import type { VerifierConfig } from './config.ts'
 import { consumeEvents } from './consumer.ts'
@@ -65,8 +68,32 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
   })
   const verifier = createVerifier({ images: createImageChecker(config.images), books })
 
-  async function handle(event: unknown): Promise<void> {
-    const envelope = event as BookEventEnvelope
+  /**
+   * Handles one event in a consumer span that continues the event's trace (the message's traceparent, else the
+   * envelope's), so that one trace runs from the request that made the change to the call that verifies it.
+   */
+  function handle(event: unknown, traceparent?: string): Promise<void> {
+    const envelope = event as BookEventEnvelope & { traceparent?: string }
+    const parent = contextOf(traceparent ?? envelope.traceparent ?? null)
+    return tracer().startActiveSpan(
+      `process ${envelope.type ?? 'event'}`,
+      { kind: SpanKind.CONSUMER, attributes: { 'messaging.message.id': String(envelope.id) } },
+      parent,
+      async (span) => {
+        try {
+          await handleTraced(envelope)
+        } catch (error) {
+          span.recordException(error as Error)
+          span.setStatus({ code: SpanStatusCode.ERROR })
+          throw error
+        } finally {
+          span.end()
+        }
+      },
+    )
+  }
+
+  async function handleTraced(envelope: BookEventEnvelope): Promise<void> {
     const started = performance.now()
     let result: Verification
     try {
@@ -124,7 +151,7 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
         deadLetter: { stream: 'VERIFIER_DEAD_LETTERS', subject: 'verifier.dead-letters.books' },
         logger,
       },
-      (event) => handle(event),
+      handle,
       (reason) => deadLetters.inc({ reason }),
     )
   }

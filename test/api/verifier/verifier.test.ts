@@ -15,6 +15,7 @@ import { createBooksClient, isBreakerOpen } from '../../../src/verifier/books-cl
 import { parseVerifierConfig } from '../../../src/verifier/config.ts'
 import { createVerifierService } from '../../../src/verifier/service.ts'
 import { describe } from '../../helpers/describe.ts'
+import { CLIENT_KIND, otlpReceiver, SERVER_KIND } from '../../helpers/otlp-receiver.ts'
 import { JWT_ENV, type RpcService, signedToken, startRpcService } from '../../helpers/rpc-clients.ts'
 import { bodyOf, jsonRequest } from '../../helpers/service.ts'
 import { freePort, until } from '../../helpers/tools.ts'
@@ -156,6 +157,47 @@ describe('the verifier with a books service in jwt mode', () => {
       assert.equal(verified.created_by, 'alice')
     } finally {
       await verifier.close()
+    }
+  })
+})
+
+describe('the verifier, traced', () => {
+  it('when a traced POST creates a book, then one trace runs from the POST through the verifier to UpdateBook', async () => {
+    const receiver = await otlpReceiver()
+    const images = await imageServer()
+    const folder = mkdtempSync(join(tmpdir(), 'verifier-'))
+    const service = await startRpcService('embedded', { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url })
+    const { verifier, started } = startVerifier(service, folder)
+    try {
+      await started
+      const traceId = '5bf92f3577b34da6a3ce929d0e0e4736'
+      const response = await service.fetch(
+        '/v1/books',
+        jsonRequest('POST', book('Tehanu', `${images.base}/cover.png`), {
+          traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+        }),
+      )
+      const created = await bodyOf(response)
+      await until('the book is verified', 10_000, async () =>
+        (await bodyOf(await service.fetch(`/v1/books/${created.id}`))).status === 'verified' ? true : undefined,
+      )
+      const inTrace = await until('the verifier’s spans are exported', 10_000, async () => {
+        await service.tracing?.forceFlush()
+        const spans = receiver.spans.filter((span) => span.traceId === traceId)
+        return spans.some((span) => span.name.endsWith('/UpdateBook') && span.kind === SERVER_KIND) ? spans : undefined
+      })
+      const consumer = inTrace.find((span) => span.name === 'process dev.myapp.book.created.v1')
+      assert.ok(consumer, `a consumer span in the trace: ${inTrace.map((span) => span.name).join(', ')}`)
+      const call = inTrace.find((span) => span.name === 'books.v1.BookService/UpdateBook' && span.kind === CLIENT_KIND)
+      assert.equal(call?.parentSpanId, consumer.spanId, 'the call is the consumer span’s child')
+      const served = inTrace.filter((span) => span.kind === SERVER_KIND && span.parentSpanId === call?.spanId)
+      assert.equal(served.length, 1, 'the books service served the call as the call span’s child, in the same trace')
+    } finally {
+      await verifier.close()
+      await service.close()
+      images.server.close()
+      receiver.server.close()
+      rmSync(folder, { recursive: true, force: true })
     }
   })
 })
