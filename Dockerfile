@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# Targets: dev (watch mode, all dependencies) and prod (distroless, non-root, the production build).
-# The prod image also carries the migrate command: run it with `dist/bin/migrate.js up` as the command.
+# Targets: dev (watch mode, all dependencies), prod (distroless, non-root, the production build) and verifier (the
+# second service, from the same build). The prod image also carries the migrate command: run it with
+# `dist/bin/migrate.js up` as the command.
 
 FROM node:24-bookworm-slim AS base
 WORKDIR /app
@@ -26,7 +27,7 @@ USER node
 EXPOSE 8080 9090
 CMD ["node", "--watch", "src/server.ts"]
 
-FROM gcr.io/distroless/nodejs24-debian12:nonroot AS prod
+FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime
 ENV NODE_ENV=production
 # V8's compile cache of the bundle, on the writable /tmp (an emptyDir in Kubernetes, kept across container
 # restarts in a pod): a restart starts faster (see the README's Performance section).
@@ -40,6 +41,14 @@ COPY --from=build /app/dist/bin/*.js ./dist/bin/
 COPY --from=build /app/dist/node_modules ./dist/node_modules
 COPY migrations ./migrations
 USER 65532:65532
+
+# The verifier: the same files, its own command; probes and metrics on 8081.
+FROM runtime AS verifier
+EXPOSE 8081
+CMD ["dist/bin/verifier.js"]
+
+# Last, so that a build without --target makes the books service.
+FROM runtime AS prod
 # 9090: native gRPC, when GRPC_PORT=9090 (off by default).
 EXPOSE 8080 9090
 # The base image's entrypoint is node; it runs as PID 1 and handles SIGTERM itself.

@@ -1,4 +1,5 @@
-// npm run build: the production build, dist/bin/server.js and dist/bin/migrate.js, bundled by esbuild.
+// npm run build: the production build, dist/bin/server.js, dist/bin/migrate.js and dist/bin/verifier.js (the second
+// service), bundled by esbuild.
 // Node runs the TypeScript sources as they are (type stripping), but loading ~300 separate modules took most of
 // a cold start; one bundle per command starts in about half the time and with a smaller heap (the README's
 // Performance section has the figures). The bundle keeps the module graph's behaviour: the same code, no
@@ -15,7 +16,7 @@ const EXTERNAL = ['@electric-sql/pglite', '@fastify/swagger-ui']
 
 rmSync('dist', { recursive: true, force: true })
 await build({
-  entryPoints: { server: 'src/server.ts', migrate: 'src/migrate.ts' },
+  entryPoints: { server: 'src/server.ts', migrate: 'src/migrate.ts', verifier: 'src/verifier/main.ts' },
   outdir: OUT_DIR,
   bundle: true,
   splitting: true,
@@ -62,5 +63,5 @@ for (let path = pending.pop(); path !== undefined; path = pending.pop()) {
 const runtimeFile = (file: string) => !/\.map$|\.d\.[cm]?ts$/.test(file)
 for (const path of [...runtime].sort()) cpSync(path, join('dist', path), { recursive: true, filter: runtimeFile })
 process.stdout.write(
-  `built ${OUT_DIR}/server.js and ${OUT_DIR}/migrate.js, with ${runtime.size} packages in dist/node_modules\n`,
+  `built ${OUT_DIR}/server.js, migrate.js and verifier.js, with ${runtime.size} packages in dist/node_modules\n`,
 )

@@ -4,12 +4,15 @@ import { createLogger } from '../logger.ts'
 import { type Config, parseConfig } from './config.ts'
 import { ConfigError, readEnvironment } from './environment.ts'
 
-export function loadOrExit<T>(parse: (source: Readonly<Record<string, string | undefined>>) => T): T {
+export function loadOrExit<T>(
+  parse: (source: Readonly<Record<string, string | undefined>>) => T,
+  service = 'myapp',
+): T {
   try {
     return parse(readEnvironment())
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
-    createLogger('info').fatal({ problems: error.problems }, error.message)
+    createLogger('info', undefined, service).fatal({ problems: error.problems }, error.message)
     process.exit(78) // EX_CONFIG
   }
 }

@@ -6,7 +6,7 @@ import { startTracing } from '../observability/tracing.ts'
 import { parseVerifierConfig } from './config.ts'
 import { createVerifierService } from './service.ts'
 
-const config = loadOrExit(parseVerifierConfig)
+const config = loadOrExit(parseVerifierConfig, 'verifier')
 const logger = createLogger(config.log.level, undefined, 'verifier')
 const tracing = startTracing(config.tracing)
 const service = createVerifierService({ config, logger })

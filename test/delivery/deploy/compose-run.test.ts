@@ -36,6 +36,7 @@ const SHARED = CONTAINER_SETTINGS
 // The image and kube-play tests use the same prod image, so whichever test comes first builds it.
 const IMAGE = 'localhost/myapp:test'
 const DEV_IMAGE = 'localhost/myapp:test-dev'
+const VERIFIER_IMAGE = 'localhost/myapp-verifier:test'
 
 interface Engine {
   /** The compose command line, before its arguments. */
@@ -70,7 +71,7 @@ async function findEngine(): Promise<Engine | string> {
  * With podman it is built by podman itself, once for every test that needs it: compose's build through podman's
  * Docker API copies each layer again and takes minutes longer for the same image.
  */
-async function buildImage(tag: string, target: 'prod' | 'dev'): Promise<void> {
+async function buildImage(tag: string, target: 'prod' | 'dev' | 'verifier'): Promise<void> {
   if (engine.cli === 'podman') return buildProjectImage(ROOT, tag, target)
   await exec('docker', ['build', '--target', target, '-t', tag, '.'], { cwd: ROOT, timeout: 900_000 })
 }
@@ -233,7 +234,7 @@ describe('compose.yml on a container engine', { skip }, () => {
     const example = readFileSync(`${ROOT}.env.example`, 'utf8')
     writeFileSync(
       env,
-      `${example}\nDB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nPUBLISH_GRPC_PORT=${await freePort()}\nPUBLISH_NATS_PORT=${natsPort}\nAPP_IMAGE=${IMAGE}\n`,
+      `${example}\nDB_PASS=${randomBytes(12).toString('hex')}\nPUBLISH_PORT=${port}\nPUBLISH_GRPC_PORT=${await freePort()}\nPUBLISH_NATS_PORT=${natsPort}\nAPP_IMAGE=${IMAGE}\nVERIFIER_IMAGE=${VERIFIER_IMAGE}\n`,
     )
   })
   after(async () => {
@@ -274,11 +275,14 @@ describe('compose.yml on a container engine', { skip }, () => {
       'nats-volume',
       'otel-collector',
       'prometheus',
+      'verifier',
     ])
   })
 
   it('when built, then the prod target of the Dockerfile becomes the image both services run', async (t) => {
     await timed(t, 'build (migrate and app, one image)', () => buildImage(IMAGE, 'prod'))
+    // The verifier's target shares every layer but its command with prod's.
+    await timed(t, 'build (verifier)', () => buildImage(VERIFIER_IMAGE, 'verifier'))
     const { stdout } = await exec(engine.cli, ['image', 'inspect', IMAGE, '--format', '{{.Config.User}}'], {
       env: engine.env,
     })
@@ -302,6 +306,10 @@ describe('compose.yml on a container engine', { skip }, () => {
     assert.equal(await project.inspect(volume, '{{.State.Status}} {{.State.ExitCode}}'), 'exited 0')
     natsContainer = await project.container('nats')
     assert.equal(await project.inspect(natsContainer, '{{.State.Health.Status}}'), 'healthy')
+    // Healthy once its durable consumer on BOOKS is in place: the second service took its part.
+    const verifier = await project.container('verifier')
+    assert.equal(await project.inspect(verifier, '{{.State.Health.Status}}'), 'healthy')
+    assert.equal(await project.inspect(verifier, '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}'), '65532:65532 true')
     assert.equal(
       await project.inspect(natsContainer, '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}'),
       '1000:1000 true',

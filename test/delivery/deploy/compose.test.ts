@@ -128,6 +128,8 @@ describe('compose.yml', () => {
       'PUBLISH_GRPC_PORT',
       'PUBLISH_NATS_PORT',
       'PUBLISH_PORT',
+      'VERIFIER_IMAGE',
+      'VERIFIER_TOKEN',
     ])
     for (const name of ownVariables) assert.match(example, new RegExp(`^#? ?${name}=`, 'm'), name)
   })
@@ -155,6 +157,19 @@ describe('compose.yml', () => {
     }
     assert.equal(services.app?.environment?.SERVER_PORT, '8080')
     assert.equal(services.app?.read_only, true)
+  })
+
+  it('when the verifier runs, then from its own target, with its own settings only, read-only and without capabilities', () => {
+    const verifier = services.verifier
+    assert.deepEqual(verifier?.build, { context: '.', target: 'verifier' })
+    assert.match(
+      readFileSync(`${ROOT}Dockerfile`, 'utf8'),
+      /FROM runtime AS verifier\nEXPOSE 8081\nCMD \["dist\/bin\/verifier\.js"\]/,
+    )
+    assert.equal((verifier as { env_file?: unknown }).env_file, undefined, 'not the app’s .env: no database password')
+    assert.equal(verifier?.environment?.VERIFIER_BOOKS_URL, 'http://app:9090')
+    assert.equal(verifier?.read_only, true)
+    assert.equal(verifier?.ports, undefined, 'probes and metrics stay inside the network')
   })
 
   it('when ports are published, then on loopback unless PUBLISH_ADDRESS says otherwise', () => {
@@ -251,20 +266,22 @@ describe('compose.yml', () => {
   })
 
   it('when the dev override is added, then the dev image runs the mounted sources', () => {
-    assert.deepEqual(Object.keys(dev.services).sort(), ['app', 'migrate'], 'it adds no service')
-    for (const name of ['app', 'migrate']) {
+    assert.deepEqual(Object.keys(dev.services).sort(), ['app', 'migrate', 'verifier'], 'it adds no service')
+    for (const name of ['app', 'migrate', 'verifier']) {
       assert.ok(dev.services[name]?.volumes?.includes('./src:/app/src:ro'), name)
     }
     assert.deepEqual(dev.services.migrate?.command, ['node', 'src/migrate.ts', 'up'])
     assert.ok(existsSync(`${ROOT}src/migrate.ts`))
+    assert.deepEqual(dev.services.verifier?.command, ['node', '--watch', 'src/verifier/main.ts'])
+    assert.ok(existsSync(`${ROOT}src/verifier/main.ts`))
     assert.match(readFileSync(`${ROOT}Dockerfile`, 'utf8'), /CMD \["node", "--watch", "src\/server\.ts"\]/)
   })
 
-  it('when the observability profile is off, then only the database, migration, NATS and app run', () => {
+  it('when the observability profile is off, then only the database, migration, NATS, app and verifier run', () => {
     const always = Object.entries(services)
       .filter(([, service]) => service.profiles === undefined)
       .map(([name]) => name)
-    assert.deepEqual(always.sort(), ['app', 'db', 'migrate', 'nats', 'nats-volume'])
+    assert.deepEqual(always.sort(), ['app', 'db', 'migrate', 'nats', 'nats-volume', 'verifier'])
     for (const name of ['prometheus', 'grafana', 'otel-collector', 'jaeger']) {
       assert.deepEqual(services[name]?.profiles, ['observability'], name)
     }
