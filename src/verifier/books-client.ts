@@ -11,6 +11,7 @@ import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect
 import { context, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import {
   BrokenCircuitError,
+  type CircuitBreakerPolicy,
   CircuitState,
   ConsecutiveBreaker,
   circuitBreaker,
@@ -18,7 +19,6 @@ import {
   handleWhen,
   type IRetryBackoffContext,
   retry,
-  wrap,
 } from 'cockatiel'
 import ipaddr from 'ipaddr.js'
 import { BookInputSchema, BookService, BookStatus } from '../gen/books/v1/books_pb.js'
@@ -81,59 +81,85 @@ const traced: Interceptor = (next) => (request) =>
     },
   )
 
+/** One replica of the books service: its address, its transport, and its own breaker. */
+interface Endpoint {
+  address: string
+  transport: Transport
+  breaker: CircuitBreakerPolicy
+}
+
 /**
- * Transports to every address `host` resolves to, used in turn. One long-lived HTTP/2 connection would otherwise
- * send every call to the one replica it reached, whatever a Service in front balances per connection.
+ * The books service's replicas: every address its name resolves to, each with a transport and a circuit breaker
+ * of its own, used in turn. One long-lived HTTP/2 connection would otherwise send every call to the one replica
+ * it reached, whatever a Service in front balances per connection; and a breaker per replica takes a failing one
+ * out of the turn (outlier ejection) while the others serve, instead of stopping every call.
  */
-function roundRobin(options: BooksClientOptions) {
+function replicas(options: BooksClientOptions, onBreakerChange: (address: string, state: CircuitState) => void) {
   const base = new URL(options.baseUrl)
   const host = base.hostname.replace(/^\[|\]$/g, '')
-  const transportTo = (address: string): Transport => {
+  const endpointAt = (address: string): Endpoint => {
     const url = new URL(base)
     url.hostname = address.includes(':') ? `[${address}]` : address
     const baseUrl = url.toString().replace(/\/$/, '')
-    return options.protocol === 'grpc'
-      ? createGrpcTransport({ baseUrl, interceptors: [traced] })
-      : // The HTTP port speaks HTTP/1.1 (no h2c).
-        createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true, interceptors: [traced] })
+    const transport =
+      options.protocol === 'grpc'
+        ? createGrpcTransport({ baseUrl, interceptors: [traced] })
+        : // The HTTP port speaks HTTP/1.1 (no h2c).
+          createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true, interceptors: [traced] })
+    const breaker = circuitBreaker(
+      handleWhen((error) => SERVICE_FAILURES.has(codeOf(error) as Code)),
+      {
+        halfOpenAfter: options.breaker.halfOpenAfterMs,
+        breaker: new ConsecutiveBreaker(options.breaker.consecutiveFailures),
+      },
+    )
+    breaker.onStateChange((state) => onBreakerChange(address, state))
+    return { address, transport, breaker }
   }
-  let transports = new Map<string, Transport>()
+  let endpoints = new Map<string, Endpoint>()
   let next = 0
   let resolvedAt = Number.NEGATIVE_INFINITY
 
   async function refresh() {
     const addresses = ipaddr.isValid(host) ? [host] : (await (options.resolve ?? resolveAll)(host)).sort()
-    const kept = new Map<string, Transport>()
-    for (const address of addresses) kept.set(address, transports.get(address) ?? transportTo(address))
-    transports = kept
+    const kept = new Map<string, Endpoint>()
+    for (const address of addresses) kept.set(address, endpoints.get(address) ?? endpointAt(address))
+    endpoints = kept
     resolvedAt = Date.now()
   }
 
   return {
-    async pick(): Promise<Transport> {
-      if (transports.size === 0 || Date.now() - resolvedAt > options.resolveEveryMs) {
+    /** The next replica in turn whose breaker lets calls through; when none does, the next in turn anyway. */
+    async pick(): Promise<Endpoint> {
+      if (endpoints.size === 0 || Date.now() - resolvedAt > options.resolveEveryMs) {
         // A failed lookup keeps the addresses known so far.
         await refresh().catch((error: unknown) => {
-          if (transports.size === 0) throw error
+          if (endpoints.size === 0) throw error
         })
       }
-      const all = [...transports.values()]
-      next = (next + 1) % all.length
-      return all[next] as Transport
+      const all = [...endpoints.values()]
+      for (let tried = 0; tried < all.length; tried++) {
+        next = (next + 1) % all.length
+        const endpoint = all[next] as Endpoint
+        if (endpoint.breaker.state !== CircuitState.Open) return endpoint
+      }
+      // Every breaker is open: the call is refused at once, by the breaker.
+      return all[next] as Endpoint
     },
-    addresses: () => [...transports.keys()],
+    addresses: () => [...endpoints.keys()],
+    /** How many replicas' breakers are open, of how many. */
+    open: () => {
+      const all = [...endpoints.values()]
+      return { open: all.filter(({ breaker }) => breaker.state === CircuitState.Open).length, of: all.length }
+    },
   }
 }
 
 export function createBooksClient(options: BooksClientOptions) {
-  const balancer = roundRobin(options)
-  const breaker = circuitBreaker(
-    handleWhen((error) => SERVICE_FAILURES.has(codeOf(error) as Code)),
-    {
-      halfOpenAfter: options.breaker.halfOpenAfterMs,
-      breaker: new ConsecutiveBreaker(options.breaker.consecutiveFailures),
-    },
-  )
+  const breakerListeners: ((address: string, state: string) => void)[] = []
+  const balancer = replicas(options, (address, state) => {
+    for (const listener of breakerListeners) listener(address, CircuitState[state])
+  })
   const retries = retry(
     handleWhen((error) => TRANSIENT.has(codeOf(error) as Code)),
     {
@@ -146,8 +172,6 @@ export function createBooksClient(options: BooksClientOptions) {
       }),
     },
   )
-  // The breaker inside the retries: an open breaker fails an attempt at once, and is not retried.
-  const policy = wrap(retries, breaker)
 
   const headers = (): Record<string, string> => {
     const token = options.token?.()
@@ -157,22 +181,25 @@ export function createBooksClient(options: BooksClientOptions) {
   return {
     /**
      * Sets the book's status, only while it is at `expectedVersion` (the version of the event that asked): a
-     * book that moved on is left to its newer event.
+     * book that moved on is left to its newer event. Each attempt goes to the next replica in turn, through that
+     * replica's breaker: an open breaker fails the attempt at once, and that is not retried.
      */
     async setStatus(id: string, status: 'verified', expectedVersion: number): Promise<StatusChange> {
       try {
-        await policy.execute(async ({ signal }) => {
-          const client = createClient(BookService, await balancer.pick())
-          return client.updateBook(
-            {
-              id,
-              expectedVersion,
-              book: create(BookInputSchema, {
-                status: status === 'verified' ? BookStatus.VERIFIED : BookStatus.PENDING,
-              }),
-              updateMask: create(FieldMaskSchema, { paths: ['status'] }),
-            },
-            { timeoutMs: options.callTimeoutMs, headers: headers(), signal },
+        await retries.execute(async ({ signal }) => {
+          const endpoint = await balancer.pick()
+          return endpoint.breaker.execute(() =>
+            createClient(BookService, endpoint.transport).updateBook(
+              {
+                id,
+                expectedVersion,
+                book: create(BookInputSchema, {
+                  status: status === 'verified' ? BookStatus.VERIFIED : BookStatus.PENDING,
+                }),
+                updateMask: create(FieldMaskSchema, { paths: ['status'] }),
+              },
+              { timeoutMs: options.callTimeoutMs, headers: headers(), signal },
+            ),
           )
         })
         return 'changed'
@@ -182,17 +209,13 @@ export function createBooksClient(options: BooksClientOptions) {
         throw error
       }
     },
-    breakerState: (): 'closed' | 'open' | 'half_open' | 'isolated' =>
-      (
-        ({
-          [CircuitState.Closed]: 'closed',
-          [CircuitState.Open]: 'open',
-          [CircuitState.HalfOpen]: 'half_open',
-          [CircuitState.Isolated]: 'isolated',
-        }) as const
-      )[breaker.state],
-    onBreakerChange: (listener: (state: string) => void) =>
-      breaker.onStateChange((state) => listener(CircuitState[state])),
+    /** open: every replica's breaker is open, so no call goes out; partly: some are. */
+    breakerState: (): 'closed' | 'partly_open' | 'open' => {
+      const { open, of } = balancer.open()
+      return open === 0 ? 'closed' : open === of ? 'open' : 'partly_open'
+    },
+    openBreakers: () => balancer.open(),
+    onBreakerChange: (listener: (address: string, state: string) => void) => breakerListeners.push(listener),
     onRetry: (listener: (delayMs: number) => void) => retries.onRetry(({ delay }) => listener(delay)),
     addresses: () => balancer.addresses(),
   }

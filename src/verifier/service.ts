@@ -44,9 +44,14 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
     labelNames: ['reason'],
     registers: [registry],
   })
-  const breakerState = new Gauge({
-    name: 'verifier_books_breaker_open',
-    help: '1 while the circuit breaker in front of the books service is open',
+  const openBreakers = new Gauge({
+    name: 'verifier_books_breakers_open',
+    help: 'Replicas of the books service whose circuit breaker is open (calls skip them)',
+    registers: [registry],
+  })
+  const replicasKnown = new Gauge({
+    name: 'verifier_books_replicas',
+    help: 'Replicas of the books service the verifier calls in turn (the addresses its name resolves to)',
     registers: [registry],
   })
 
@@ -62,9 +67,11 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
     breaker: { consecutiveFailures: 5, halfOpenAfterMs: 5000 },
     resolveEveryMs: 30_000,
   })
-  books.onBreakerChange((state) => {
-    breakerState.set(state === 'Open' ? 1 : 0)
-    logger.warn({ state }, 'books service circuit breaker changed state')
+  books.onBreakerChange((address, state) => {
+    const { open, of } = books.openBreakers()
+    openBreakers.set(open)
+    replicasKnown.set(of)
+    logger.warn({ address, state }, 'circuit breaker of a books replica changed state')
   })
   const verifier = createVerifier({ images: createImageChecker(config.images), books })
 
