@@ -1174,7 +1174,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the token lacks the books:write or books:verify or books:admin scope */
+            /** @description Forbidden: the token lacks the books:write, books:verify, or books:admin scope */
             403: {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
@@ -1189,10 +1189,10 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "Forbidden",
                      *       "status": 403,
-                     *       "detail": "the token lacks the books:write or books:verify or books:admin scope",
+                     *       "detail": "the token lacks the books:write, books:verify, or books:admin scope",
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
-                     *       "error": "the token lacks the books:write or books:verify or books:admin scope"
+                     *       "error": "the token lacks the books:write, books:verify, or books:admin scope"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1796,7 +1796,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the token lacks the books:write or books:verify or books:admin scope */
+            /** @description Forbidden: the token lacks the books:write, books:verify, or books:admin scope */
             403: {
                 headers: {
                     /** @description The id of this request: the one sent when well-formed, otherwise generated */
@@ -1811,10 +1811,10 @@ export interface operations {
                      *       "type": "about:blank",
                      *       "title": "Forbidden",
                      *       "status": 403,
-                     *       "detail": "the token lacks the books:write or books:verify or books:admin scope",
+                     *       "detail": "the token lacks the books:write, books:verify, or books:admin scope",
                      *       "instance": "/v1/books/019a7c1e-5b3a-7cc1-9a4e-3f1d2b6c8e90",
                      *       "request_id": "b1946ac9-2f4e-4a7b-9c3d-5e6f7a8b9c0d",
-                     *       "error": "the token lacks the books:write or books:verify or books:admin scope"
+                     *       "error": "the token lacks the books:write, books:verify, or books:admin scope"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
