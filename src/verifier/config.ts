@@ -33,6 +33,11 @@ export const VerifierEnvSchema = Type.Object({
     maximum: 100,
     description: 'Deliveries of an event that keeps failing before it goes to the dead-letter subject',
   }),
+  VERIFIER_ACK_WAIT: Duration(
+    '30s',
+    'How long an event may be in a replica’s hands unacknowledged before JetStream delivers it again (a replica ' +
+      'that died holding it)',
+  ),
   VERIFIER_REDELIVERY_DELAY: Duration(
     '1s',
     'The first wait before an event is delivered again; the next ones are 5, 30 and 60 times it',
@@ -126,6 +131,7 @@ export function parseVerifierConfig(source: Readonly<Record<string, string | und
     consumer: {
       concurrency: env.VERIFIER_CONCURRENCY,
       maxDeliver: env.VERIFIER_MAX_DELIVER,
+      ackWaitMs: parseDuration(env.VERIFIER_ACK_WAIT),
       backoffMs: [1, 5, 30, 60]
         .slice(0, env.VERIFIER_MAX_DELIVER - 1)
         .map((times) => times * parseDuration(env.VERIFIER_REDELIVERY_DELAY)),

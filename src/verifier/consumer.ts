@@ -1,6 +1,6 @@
 // With a broker, the verifier consumes the books' events from JetStream: one durable pull consumer on the created
 // and updated subjects, shared by every replica (each message goes to one of them), explicit acks, a bounded number
-// of messages in hand. A message that fails is redelivered with JetStream's backoff, up to max_deliver times; then
+// of messages in hand. A message that fails is redelivered after a growing wait, up to max_deliver times; then
 // it goes to the dead-letter subject with its reason, and is counted. A message that is no event goes there at once.
 import { AckPolicy, DeliverPolicy, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { type ConnectionOptions, connect, headers, type NatsConnection, nanos } from '@nats-io/transport-node'
@@ -16,7 +16,7 @@ export interface ConsumerOptions {
   /** Messages handled at once, per replica. */
   concurrency: number
   maxDeliver: number
-  /** The waits before each redelivery (JetStream's backoff), as many as maxDeliver - 1 at most. */
+  /** The waits before each redelivery, the last repeated; also JetStream's backoff for a message never acked. */
   backoffMs: readonly number[]
   /** How long a message may be in hand before JetStream gives it to another replica. */
   ackWaitMs: number
@@ -128,8 +128,11 @@ async function consumeOn(
       if (message.info.deliveryCount >= options.maxDeliver) {
         return deadLetter(message, 'kept_failing', (error as Error).message)
       }
-      // Redelivered after JetStream's backoff for this delivery.
-      message.nak()
+      // Redelivered after the wait for this delivery: a NAK without a delay is redelivered at once (the consumer's
+      // backoff applies only when the ack wait runs out), which would spend every delivery in an outage's first
+      // second.
+      const waits = options.backoffMs
+      message.nak(waits[Math.min(message.info.deliveryCount, waits.length) - 1] ?? 0)
     }
   }
 

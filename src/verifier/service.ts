@@ -154,7 +154,7 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
         concurrency: config.consumer.concurrency,
         maxDeliver: config.consumer.maxDeliver,
         backoffMs: config.consumer.backoffMs,
-        ackWaitMs: 30_000,
+        ackWaitMs: config.consumer.ackWaitMs,
         deadLetter: { stream: 'VERIFIER_DEAD_LETTERS', subject: 'verifier.dead-letters.books' },
         logger,
       },
