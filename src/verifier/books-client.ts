@@ -39,6 +39,8 @@ export interface BooksClientOptions {
   resolveEveryMs: number
   /** Every address of a name; DNS unless told (tests name their own). */
   resolve?: (host: string) => Promise<string[]>
+  /** Told of every call that went out (each attempt): its method and how it ended (a gRPC code name). */
+  onCall?: (method: string, code: string) => void
 }
 
 const resolveAll = async (host: string) => (await lookup(host, { all: true })).map(({ address }) => address)
@@ -60,26 +62,37 @@ function retryInfoDelayMs(error: unknown): number | undefined {
   return info?.retryDelay === undefined ? undefined : durationMs(info.retryDelay)
 }
 
-/** A client span per call, a child of the active span, whose context goes with the call (traceparent). */
-const traced: Interceptor = (next) => (request) =>
-  tracer().startActiveSpan(
-    `${request.service.typeName}/${request.method.name}`,
-    { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc', 'rpc.method': request.method.name } },
-    async (span) => {
-      const carrier: Record<string, string> = {}
-      propagation.inject(context.active(), carrier)
-      for (const [name, value] of Object.entries(carrier)) request.header.set(name, value)
-      try {
-        return await next(request)
-      } catch (error) {
-        span.setAttribute('rpc.grpc.status_code', ConnectError.from(error).code)
-        span.setStatus({ code: SpanStatusCode.ERROR })
-        throw error
-      } finally {
-        span.end()
-      }
-    },
-  )
+/**
+ * A client span per call, a child of the active span, whose context goes with the call (traceparent); and the
+ * call's method and code told to `onCall`.
+ */
+const observed =
+  (onCall: BooksClientOptions['onCall']): Interceptor =>
+  (next) =>
+  (request) =>
+    tracer().startActiveSpan(
+      `${request.service.typeName}/${request.method.name}`,
+      { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc', 'rpc.method': request.method.name } },
+      async (span) => {
+        const carrier: Record<string, string> = {}
+        propagation.inject(context.active(), carrier)
+        for (const [name, value] of Object.entries(carrier)) request.header.set(name, value)
+        try {
+          const response = await next(request)
+          onCall?.(request.method.name, 'OK')
+          return response
+        } catch (error) {
+          const code = ConnectError.from(error).code
+          // As gRPC names codes: FAILED_PRECONDITION, not FailedPrecondition.
+          onCall?.(request.method.name, (Code[code] ?? 'Unknown').replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase())
+          span.setAttribute('rpc.grpc.status_code', code)
+          span.setStatus({ code: SpanStatusCode.ERROR })
+          throw error
+        } finally {
+          span.end()
+        }
+      },
+    )
 
 /** One replica of the books service: its address, its transport, and its own breaker. */
 interface Endpoint {
@@ -101,11 +114,12 @@ function replicas(options: BooksClientOptions, onBreakerChange: (address: string
     const url = new URL(base)
     url.hostname = address.includes(':') ? `[${address}]` : address
     const baseUrl = url.toString().replace(/\/$/, '')
+    const interceptors = [observed(options.onCall)]
     const transport =
       options.protocol === 'grpc'
-        ? createGrpcTransport({ baseUrl, interceptors: [traced] })
+        ? createGrpcTransport({ baseUrl, interceptors })
         : // The HTTP port speaks HTTP/1.1 (no h2c).
-          createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true, interceptors: [traced] })
+          createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true, interceptors })
     const breaker = circuitBreaker(
       handleWhen((error) => SERVICE_FAILURES.has(codeOf(error) as Code)),
       {

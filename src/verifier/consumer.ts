@@ -150,6 +150,11 @@ async function consumeOn(
 
   return {
     connected: () => !nc.isClosed(),
+    /** The consumer as JetStream counts it: waiting, delivered but unacknowledged, and redelivered messages. */
+    async backlog() {
+      const info = await jsm.consumers.info(options.stream, options.durable)
+      return { pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered }
+    },
     /** Stops pulling, lets the messages in hand finish (or be redelivered after ack_wait), and disconnects. */
     async stop(): Promise<void> {
       stopped = true

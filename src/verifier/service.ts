@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
-import { Counter, Gauge, Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { connectionOptions } from '../events/relay.ts'
 import { contextOf } from '../events/trace-context.ts'
 import type { Logger } from '../logger.ts'
@@ -44,6 +44,32 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
     labelNames: ['reason'],
     registers: [registry],
   })
+  const latency = new Histogram({
+    name: 'verifier_event_to_verified_seconds',
+    help: 'From the change (the event’s time) to the book set verified',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  })
+  const calls = new Counter({
+    name: 'verifier_books_calls_total',
+    help: 'Calls to the books service (each attempt), by method and gRPC code',
+    labelNames: ['method', 'code'],
+    registers: [registry],
+  })
+  // Read from JetStream at each scrape.
+  new Gauge({
+    name: 'verifier_consumer_messages',
+    help: 'The durable consumer as JetStream counts it: pending (not yet delivered), ack_pending, redelivered',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const counts = await source?.backlog?.().catch(() => undefined)
+      if (counts === undefined) return
+      this.set({ state: 'pending' }, counts.pending)
+      this.set({ state: 'ack_pending' }, counts.ackPending)
+      this.set({ state: 'redelivered' }, counts.redelivered)
+    },
+  })
   const openBreakers = new Gauge({
     name: 'verifier_books_breakers_open',
     help: 'Replicas of the books service whose circuit breaker is open (calls skip them)',
@@ -66,6 +92,7 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
     retry: { maxAttempts: 4, initialDelayMs: 100, maxDelayMs: 2000 },
     breaker: { consecutiveFailures: 5, halfOpenAfterMs: 5000 },
     resolveEveryMs: 30_000,
+    onCall: (method, code) => calls.inc({ method, code }),
   })
   books.onBreakerChange((address, state) => {
     const { open, of } = books.openBreakers()
@@ -115,6 +142,8 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
       throw error
     }
     verifications.inc({ outcome: result.outcome, reason: reasonOf(result) })
+    const changedAt = Date.parse(String((envelope as { time?: string }).time))
+    if (result.outcome === 'verified' && Number.isFinite(changedAt)) latency.observe((Date.now() - changedAt) / 1000)
     // One line per event.
     logger.info(
       {
@@ -128,7 +157,13 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
     )
   }
 
-  let source: { connected(): boolean; stop(): Promise<void> } | undefined
+  let source:
+    | {
+        connected(): boolean
+        stop(): Promise<void>
+        backlog?(): Promise<{ pending: number; ackPending: number; redelivered: number }>
+      }
+    | undefined
   let probes: Server | undefined
 
   /** JetStream when configured, else the books service's feed. */

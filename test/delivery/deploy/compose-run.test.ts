@@ -417,7 +417,7 @@ describe('compose.yml on a container engine', { skip }, () => {
 
   it('when taken down with -v, then no container, volume or network of the project is left', async (t) => {
     const before = await project.leftovers()
-    assert.equal(before.filter((line) => line.startsWith('container ')).length, 5, before.join(', '))
+    assert.equal(before.filter((line) => line.startsWith('container ')).length, 6, before.join(', '))
     assert.equal(before.filter((line) => line.startsWith('volume ')).length, 2, before.join(', '))
     assert.equal(before.filter((line) => line.startsWith('network ')).length, 1, before.join(', '))
     await timed(t, 'down -v', () => project.compose(['down', '-v'], 120_000))

@@ -40,7 +40,7 @@ const withVariables = (expr: string) =>
 describe('the alert rules', { skip: programMissing(PROMTOOL, 'apt-get install prometheus') }, () => {
   it('when promtool checks them, then every rule is valid', async () => {
     const { stdout } = await run(PROMTOOL, ['check', 'rules', RULES])
-    assert.match(stdout, /SUCCESS: 17 rules found/)
+    assert.match(stdout, /SUCCESS: 20 rules found/)
   })
 
   it('when the unit tests are read, then every alert has a case where it fires and one where it stays quiet', () => {
@@ -120,6 +120,7 @@ describe('rules and dashboard against the live service', {
       ['myapp-alerts', 7],
       ['myapp-events', 2],
       ['myapp-slo-recording', 8],
+      ['myapp-verifier', 3],
     ])
   })
 })

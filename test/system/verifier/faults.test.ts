@@ -167,7 +167,12 @@ describe('the verifier through faults', { skip }, () => {
       const pending = (await rows(ids)).filter((row) => row.status !== 'verified')
       const metrics = await (await fetch(`http://127.0.0.1:${verifier.port}/metrics`)).text()
       t.diagnostic(`${pending.length} not verified: ${JSON.stringify(pending.slice(0, 3))}`)
-      t.diagnostic(metrics.split('\n').filter((line) => line.startsWith('verifier_')).join('\n'))
+      t.diagnostic(
+        metrics
+          .split('\n')
+          .filter((line) => line.startsWith('verifier_'))
+          .join('\n'),
+      )
       const about = verifier.lines.filter((line) => pending.some((row) => line.includes(row.id)))
       t.diagnostic(about.slice(-10).join('\n'))
       throw error

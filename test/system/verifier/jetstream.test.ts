@@ -85,6 +85,10 @@ describe('the verifier on JetStream', { skip: natsMissing() }, () => {
       )
       t.diagnostic(`created to verified through JetStream: ${(performance.now() - startedAt).toFixed(0)} ms`)
       assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200)
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+      assert.match(metrics, /verifier_event_to_verified_seconds_count 1/)
+      assert.match(metrics, /verifier_books_calls_total\{method="UpdateBook",code="OK"\} 1/)
+      assert.match(metrics, /verifier_consumer_messages\{state="pending"\} 0/)
     } finally {
       await verifier.close()
     }
