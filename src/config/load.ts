@@ -7,9 +7,10 @@ import { ConfigError, readEnvironment } from './environment.ts'
 export function loadOrExit<T>(
   parse: (source: Readonly<Record<string, string | undefined>>) => T,
   service = 'myapp',
+  source: () => Readonly<Record<string, string | undefined>> = readEnvironment,
 ): T {
   try {
-    return parse(readEnvironment())
+    return parse(source())
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     createLogger('info', undefined, service).fatal({ problems: error.problems }, error.message)

@@ -6,7 +6,8 @@ import { startTracing } from '../observability/tracing.ts'
 import { parseVerifierConfig } from './config.ts'
 import { createVerifierService } from './service.ts'
 
-const config = loadOrExit(parseVerifierConfig, 'verifier')
+// From its own environment only: a .env beside the clone is the books service's (its SERVER_PORT is not ours).
+const config = loadOrExit(parseVerifierConfig, 'verifier', () => process.env)
 const logger = createLogger(config.log.level, undefined, 'verifier')
 const tracing = startTracing(config.tracing)
 const service = createVerifierService({ config, logger })

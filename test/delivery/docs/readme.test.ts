@@ -27,7 +27,7 @@ function shellBlocks(heading: string): string[] {
 }
 
 const [runEmbedded, runOnPostgres] = shellBlocks('## Run it')
-const [tryIt, startSecured, trySecured] = shellBlocks('## Try it')
+const [tryIt, startVerifier, tryVerifier, startSecured, trySecured] = shellBlocks('## Try it')
 
 // A fresh shell: no variables of this test run, of npm, or of the repository's own node_modules/.bin.
 function freshShellEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -148,8 +148,8 @@ describe("the README's commands", { skip }, () => {
 
   before(async () => {
     assert.ok(
-      runEmbedded && runOnPostgres && tryIt && startSecured && trySecured,
-      'README: Run it has two sh blocks, Try it three (the API, then the secured mode: start, call)',
+      runEmbedded && runOnPostgres && tryIt && startVerifier && tryVerifier && startSecured && trySecured,
+      'README: Run it has two sh blocks, Try it five (the API; the verifier: start, try; the secured mode: start, call)',
     )
     copy = mkdtempSync(join(tmpdir(), 'myapp-readme-'))
     // What a clone holds: the tracked files and the new ones git does not ignore (no node_modules, no data).
@@ -183,7 +183,51 @@ describe("the README's commands", { skip }, () => {
 
   it('when "Try it" is pasted next, then every command answers as the README shows', async () => {
     await tryTheApi()
-    await stopServer()
+  })
+
+  it('when the verifier is started as the README shows, then the book with a cover is verified', async () => {
+    // Its probes on a port of their own: this run's SERVER_PORT is the books service's.
+    const verifierPort = await freePort()
+    const verifier = spawn('bash', ['-euo', 'pipefail', '-c', adapt(startVerifier as string)], {
+      cwd: copy,
+      env: { ...environment(), SERVER_PORT: String(verifierPort) },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    verifier.stdout?.on('data', (chunk) => {
+      output += chunk
+    })
+    verifier.stderr?.on('data', (chunk) => {
+      output += chunk
+    })
+    try {
+      const deadline = Date.now() + 60_000
+      for (;;) {
+        const ready = await fetch(`http://127.0.0.1:${verifierPort}/readyz`).then(
+          (response) => response.ok,
+          () => false,
+        )
+        if (ready) break
+        assert.ok(Date.now() < deadline && verifier.exitCode === null, `the verifier is not ready:\n${output}`)
+        await sleep(250)
+      }
+      const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', adapt(tryVerifier as string)], {
+        cwd: copy,
+        env: environment(),
+        timeout: 60_000,
+      })
+      const book = JSON.parse(stdout.trim().split('\n').at(-1) ?? '')
+      assert.equal(book.title, 'Tehanu')
+      assert.equal(book.status, 'verified', output)
+    } finally {
+      if (verifier.pid !== undefined && verifier.exitCode === null) {
+        const exited = new Promise((resolve) => verifier.once('exit', resolve))
+        process.kill(-verifier.pid, 'SIGTERM')
+        await exited
+      }
+      await stopServer()
+    }
   })
 
   it('when the secured mode is pasted, then the service trusts the development key and a reader token is served', async () => {
