@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs'
 import { after, before, it } from 'node:test'
 import { promisify } from 'node:util'
 import { parse } from 'yaml'
+import { createLogger } from '../../../src/logger.ts'
+import { parseVerifierConfig } from '../../../src/verifier/config.ts'
+import { createVerifierService } from '../../../src/verifier/service.ts'
 import { describe } from '../../helpers/describe.ts'
 import { startService, type TestService } from '../../helpers/service.ts'
 import { PROMETHEUS, PROMTOOL, programMissing, type RunningPrometheus, startPrometheus } from '../../helpers/tools.ts'
@@ -87,7 +90,13 @@ describe('rules and dashboard against the live service', {
     service = await startService('embedded')
     await service.fetch('/v1/books')
     const text = await (await service.fetch('/metrics')).text()
-    exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1] as string))
+    // And the verifier's, which its rules name.
+    const verifier = createVerifierService({
+      config: parseVerifierConfig({ VERIFIER_BOOKS_URL: service.baseUrl, VERIFIER_FEED_POSITION_FILE: '/dev/null' }),
+      logger: createLogger('silent'),
+    })
+    const verifierText = await verifier.registry.metrics()
+    exported = new Set([...`${text}${verifierText}`.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1] as string))
     prometheus = await startPrometheus([new URL(service.baseUrl).host], [RULES])
   })
   after(async () => {
@@ -98,7 +107,9 @@ describe('rules and dashboard against the live service', {
   it('when every query names metrics, then each is exported by the service or recorded by the rules', () => {
     for (const expr of [...dashboardExpressions, ...ruleExpressions]) {
       const withoutLabelValues = expr.replace(/"[^"]*"/g, '""')
-      for (const [name] of withoutLabelValues.matchAll(/\b(?:http|db|events|nodejs|process|myapp)[a-z0-9_:]*/g)) {
+      for (const [name] of withoutLabelValues.matchAll(
+        /\b(?:http|db|events|nodejs|process|myapp|verifier)[a-z0-9_:]*/g,
+      )) {
         const base = name.replace(/_(bucket|count|sum)$/, '')
         assert.ok(exported.has(name) || exported.has(base) || recorded.has(name), `${name} in: ${expr}`)
       }
