@@ -182,7 +182,7 @@ describe('the verifier through faults', { skip }, () => {
   })
 
   it('when the verifier is killed mid-batch, then another takes the unacknowledged events and no book is updated twice', async (t) => {
-    imageDelayMs = 20
+    imageDelayMs = 50
     const first = await startVerifier({ VERIFIER_CONCURRENCY: '8' })
     const ids = await createBooks(200, 'killed')
     await until(

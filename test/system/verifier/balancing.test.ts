@@ -1,5 +1,6 @@
 // The books client's load balancing with two real books instances behind one name (127.0.0.1 and 127.0.0.2 on one
-// port): calls alternate between them, and with one of them gone every call still succeeds, on the other.
+// port; a second loopback address, which Linux has and not every system does): calls alternate between them, and
+// with one of them gone every call still succeeds, on the other.
 import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
 import { createBooksClient } from '../../../src/verifier/books-client.ts'
