@@ -15,6 +15,9 @@ export interface FeedOptions {
   logger: Logger
   /** Reconnection backoff: exponential with full jitter between these bounds. */
   retry: { initialDelayMs: number; maxDelayMs: number }
+  /** Attempts at one event before it is given up (told to onGiveUp) and the feed moves past it, as max_deliver. */
+  maxAttempts: number
+  onGiveUp: (event: unknown, error: unknown) => void
 }
 
 async function readPosition(file: string): Promise<string | undefined> {
@@ -42,6 +45,8 @@ export function followFeed(options: FeedOptions, handle: (event: unknown) => Pro
   const stopping = new AbortController()
   let connected = false
   let position: string | undefined
+  /** The event that keeps failing, and how many times it has. */
+  let failing: { id: string; attempts: number } | undefined
 
   async function session(): Promise<void> {
     position = await readPosition(options.positionFile)
@@ -67,7 +72,18 @@ export function followFeed(options: FeedOptions, handle: (event: unknown) => Pro
         parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }))
         while (pending.length > 0) {
           const message = pending.shift() as EventSourceMessage
-          await handle(JSON.parse(message.data))
+          const event = JSON.parse(message.data)
+          try {
+            await handle(event)
+            failing = undefined
+          } catch (error) {
+            const attempts = failing !== undefined && failing.id === message.id ? failing.attempts + 1 : 1
+            failing = { id: message.id ?? '', attempts }
+            if (attempts < options.maxAttempts) throw error
+            // Given up, as JetStream's max_deliver would: told, and passed, so the feed does not stall on it.
+            options.onGiveUp(event, error)
+            failing = undefined
+          }
           if (message.id !== undefined) {
             position = message.id
             await keepPosition(options.positionFile, message.id)

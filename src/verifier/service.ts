@@ -176,6 +176,14 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
           positionFile: config.feed.positionFile,
           logger,
           retry: { initialDelayMs: 250, maxDelayMs: 10_000 },
+          maxAttempts: config.consumer.maxDeliver,
+          onGiveUp: (event, error) => {
+            deadLetters.inc({ reason: 'kept_failing' })
+            logger.error(
+              { event_id: (event as BookEventEnvelope).id, err: error },
+              'book event given up after VERIFIER_MAX_DELIVER attempts',
+            )
+          },
         },
         handle,
       )

@@ -161,6 +161,38 @@ describe('the verifier with a books service in jwt mode', () => {
   })
 })
 
+describe('the verifier on the feed, with an event that keeps failing', () => {
+  it('when a call is refused every time, then the event is given up after VERIFIER_MAX_DELIVER and the feed moves on', async () => {
+    const service = await startRpcService('embedded', JWT_ENV)
+    const images = await imageServer()
+    const folder = mkdtempSync(join(tmpdir(), 'verifier-'))
+    const writer = await signedToken('books:read books:write', { subject: 'alice' })
+    const post = async (input: object) =>
+      bodyOf(await service.fetch('/v1/books', jsonRequest('POST', input, { authorization: `Bearer ${writer}` })))
+    // A token that may read the feed but not verify: every UpdateBook is PERMISSION_DENIED.
+    const { verifier, started } = startVerifier(service, folder, {
+      VERIFIER_TOKEN: await signedToken('books:read', { subject: 'verifier' }),
+      VERIFIER_MAX_DELIVER: '2',
+    })
+    try {
+      const { port } = await started
+      await post(book('Voices', `${images.base}/cover.png`))
+      await post(book('Powers'))
+      const metrics = await until('the feed moved past the failing event', 20_000, async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+        return text.includes('reason="no_image_url"') ? text : undefined
+      })
+      assert.match(metrics, /verifier_dead_letters_total\{reason="kept_failing"\} 1/)
+      assert.match(metrics, /verifier_books_calls_total\{method="UpdateBook",code="PERMISSION_DENIED"\} 2/)
+    } finally {
+      await verifier.close()
+      await service.close()
+      images.server.close()
+      rmSync(folder, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('the verifier, traced', () => {
   it('when a traced POST creates a book, then one trace runs from the POST through the verifier to UpdateBook', async () => {
     const receiver = await otlpReceiver()
