@@ -4,6 +4,7 @@
 // parameters and an event's data all follow from it.
 import { v7 as uuidv7 } from 'uuid'
 import type { Database, Queryable } from '../db/database.ts'
+import { rfc3339Utc } from '../db/sql.ts'
 import { eventParameters, withEvent } from '../events/outbox.ts'
 import type { Cursor } from './cursor.ts'
 import { BOOK_EVENTS } from './events.ts'
@@ -16,11 +17,8 @@ import { type Book, type BookInput, DEFAULT_STATUS, type ListQuery } from './sch
  */
 type Reading = (column: string) => string
 
-/**
- * An instant: RFC 3339 in UTC, to the microsecond, PostgreSQL's precision. Formatted in SQL because a driver's Date
- * would drop the microseconds. The colons are quoted for pgbench (see SORT_KEYS).
- */
-const TIMESTAMP: Reading = (column) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')`
+/** An instant: RFC 3339 in UTC, to the microsecond. */
+const TIMESTAMP: Reading = rfc3339Utc
 
 /** Input the schema requires. */
 const REQUIRED = { required: true } as const
@@ -123,13 +121,7 @@ type Sort = ListQuery['sort']
 /** Per sort: the indexed column, its type, and its value as a cursor key (exact, in any session's settings). */
 const SORT_KEYS: Record<'created_at' | 'published_date' | 'title', { column: string; type: string; key: string }> = {
   // Microseconds, which a JavaScript Date would drop.
-  created_at: {
-    column: 'created_at',
-    type: 'timestamptz',
-    // The colons are quoted text of the format: a bare ":MI" would read as a variable to pgbench, which runs this
-    // statement in the benchmark (bench/pgbench.ts).
-    key: `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')`,
-  },
+  created_at: { column: 'created_at', type: 'timestamptz', key: rfc3339Utc('created_at') },
   published_date: { column: 'published_date', type: 'date', key: `to_char(published_date, 'YYYY-MM-DD')` },
   title: { column: 'title', type: 'text', key: 'title' },
 }

@@ -3,6 +3,7 @@
 // resource's kind and id).
 import { v7 as uuidv7 } from 'uuid'
 import type { Database, Queryable } from '../db/database.ts'
+import { rfc3339Utc } from '../db/sql.ts'
 import type { Job } from '../jobs/jobs.ts'
 import type { OutboxBacklog } from '../observability/metrics.ts'
 import type { CloudEvent, EventCatalog, EventRow } from './cloudevents.ts'
@@ -53,7 +54,7 @@ export function eventParameters(): { eventId: string; traceparent: string | null
 // this text, and sort "10" before "9".
 const EVENT_COLUMNS =
   'position::text AS position, xid::text AS xid, id, type, aggregate_type, aggregate_id, aggregate_version, ' +
-  `to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"') AS occurred_at, traceparent, data`
+  `${rfc3339Utc('occurred_at')} AS occurred_at, traceparent, data`
 
 /** Rows deleted per statement, so that one sweep never holds many row locks at once. */
 const SWEEP_BATCH = 5000
