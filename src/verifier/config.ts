@@ -3,7 +3,7 @@
 import { type Static, Type } from 'typebox'
 import { parseDuration } from '../config/duration.ts'
 import { deepFreeze, environmentReader } from '../config/environment.ts'
-import { type EventsEnv, EventsEnvSchema, eventsProblems } from '../config/events.ts'
+import { NatsEnvSchema, natsProblems, natsSettings } from '../config/events.ts'
 import { ObservabilityEnvSchema, observabilityConfig } from '../config/observability.ts'
 import { type Problem, problem } from '../config/problems.ts'
 import { Duration, HttpUrl, Secret } from '../config/variables.ts'
@@ -20,12 +20,7 @@ export const VerifierEnvSchema = Type.Object({
     description: 'connect for the HTTP port, grpc for the GRPC_PORT (with NATS_URL: the feed needs the HTTP port)',
   }),
   // JetStream, as the books service's relay reaches it; without NATS_URL the verifier follows the feed.
-  NATS_URL: EventsEnvSchema.properties.NATS_URL,
-  NATS_CREDS_FILE: EventsEnvSchema.properties.NATS_CREDS_FILE,
-  NATS_USER: EventsEnvSchema.properties.NATS_USER,
-  NATS_PASS: EventsEnvSchema.properties.NATS_PASS,
-  NATS_TOKEN: EventsEnvSchema.properties.NATS_TOKEN,
-  NATS_TLS_CA: EventsEnvSchema.properties.NATS_TLS_CA,
+  ...NatsEnvSchema.properties,
   VERIFIER_CONCURRENCY: Type.Integer({ default: 4, minimum: 1, maximum: 256, description: 'Events handled at once' }),
   VERIFIER_MAX_DELIVER: Type.Integer({
     default: 5,
@@ -81,7 +76,7 @@ export const VerifierEnvSchema = Type.Object({
 export type VerifierEnv = Static<typeof VerifierEnvSchema>
 
 function verifierProblems(env: VerifierEnv): Problem[] {
-  const problems: Problem[] = eventsProblems(env as unknown as EventsEnv)
+  const problems = natsProblems(env)
   if (env.VERIFIER_BOOKS_PROTOCOL === 'grpc' && env.NATS_URL === undefined) {
     problems.push(problem('VERIFIER_BOOKS_PROTOCOL', 'grpc needs NATS_URL: the event feed is on the HTTP port'))
   }
@@ -117,17 +112,7 @@ export function parseVerifierConfig(source: Readonly<Record<string, string | und
     images: { allow, deadlineMs: parseDuration(env.VERIFIER_IMAGE_TIMEOUT), maxBytes: 4096, maxRedirects: 3 },
     feed: { positionFile: env.VERIFIER_FEED_POSITION_FILE },
     /** JetStream, when NATS_URL is set; else the feed. */
-    nats:
-      env.NATS_URL === undefined
-        ? undefined
-        : {
-            servers: env.NATS_URL.split(','),
-            credsFile: env.NATS_CREDS_FILE,
-            user: env.NATS_USER,
-            pass: env.NATS_PASS,
-            token: env.NATS_TOKEN,
-            tlsCaFile: env.NATS_TLS_CA,
-          },
+    nats: natsSettings(env),
     consumer: {
       concurrency: env.VERIFIER_CONCURRENCY,
       maxDeliver: env.VERIFIER_MAX_DELIVER,
