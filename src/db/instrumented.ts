@@ -1,6 +1,6 @@
 // Every statement measured (db_query_duration_seconds), traced as a CLIENT span when tracing is on, and logged
 // with DB_DEBUG. One wrapper, so both backends are observed the same way.
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import { SpanKind, trace } from '@opentelemetry/api'
 import {
   ATTR_DB_NAMESPACE,
   ATTR_DB_OPERATION_NAME,
@@ -11,7 +11,7 @@ import {
 } from '@opentelemetry/semantic-conventions'
 import type { Logger } from '../logger.ts'
 import type { Metrics } from '../observability/metrics.ts'
-import { tracer } from '../observability/tracing.ts'
+import { endingSpan, tracer } from '../observability/tracing.ts'
 import type { Database, Queryable } from './database.ts'
 import { isDatabaseUnavailable } from './errors.ts'
 
@@ -72,17 +72,7 @@ export function instrumentDatabase(database: Database, { metrics, logger, target
             [ATTR_SERVER_PORT]: target.port,
           },
         },
-        async (span) => {
-          try {
-            return await run<Row>(text, params)
-          } catch (error) {
-            span.recordException(error as Error)
-            span.setStatus({ code: SpanStatusCode.ERROR })
-            throw error
-          } finally {
-            span.end()
-          }
-        },
+        (span) => endingSpan(span, () => run<Row>(text, params)),
       )
     }
 

@@ -1,5 +1,5 @@
 // OpenTelemetry tracing: W3C trace context in, spans out over OTLP/HTTP. Nothing is set up without an endpoint.
-import { context, propagation, trace } from '@opentelemetry/api'
+import { context, propagation, type Span, SpanStatusCode, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core'
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
@@ -18,6 +18,19 @@ import packageJson from '../../package.json' with { type: 'json' }
 import type { Config } from '../config/config.ts'
 
 export const tracer = () => trace.getTracer('myapp', packageJson.version)
+
+/** Runs `work` as `span`'s work: an error is recorded on the span and thrown on, and the span ends either way. */
+export async function endingSpan<T>(span: Span, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    span.recordException(error as Error)
+    span.setStatus({ code: SpanStatusCode.ERROR })
+    throw error
+  } finally {
+    span.end()
+  }
+}
 
 function samplerFor(name: string, ratio: number): Sampler {
   const root = {

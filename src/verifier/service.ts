@@ -3,12 +3,12 @@
 import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { SpanKind } from '@opentelemetry/api'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { connectionOptions } from '../events/relay.ts'
 import { contextOf } from '../events/trace-context.ts'
 import type { Logger } from '../logger.ts'
-import { tracer } from '../observability/tracing.ts'
+import { endingSpan, tracer } from '../observability/tracing.ts'
 import { createBooksClient, isBreakerOpen } from './books-client.ts'
 import type { VerifierConfig } from './config.ts'
 import { consumeEvents } from './consumer.ts'
@@ -113,17 +113,7 @@ export function createVerifierService({ config, logger }: { config: VerifierConf
       `process ${envelope.type ?? 'event'}`,
       { kind: SpanKind.CONSUMER, attributes: { 'messaging.message.id': String(envelope.id) } },
       parent,
-      async (span) => {
-        try {
-          await handleTraced(envelope)
-        } catch (error) {
-          span.recordException(error as Error)
-          span.setStatus({ code: SpanStatusCode.ERROR })
-          throw error
-        } finally {
-          span.end()
-        }
-      },
+      (span) => endingSpan(span, () => handleTraced(envelope)),
     )
   }
 
