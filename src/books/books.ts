@@ -163,16 +163,12 @@ export function createBooks(database: Database) {
         const written = await repository.update(id, input, expectedVersions)
         return written.outcome === 'done' ? { outcome: 'replaced', book: written.value } : written
       }
-      const result = await repository.modify<ReplaceOutcome>(id, (current) => {
-        if (expectedVersions !== undefined && !expectedVersions.includes(current.version)) {
-          return { stop: { outcome: 'version_mismatch' } }
-        }
+      const result = await repository.modify<ReplaceOutcome>(id, expectedVersions, (current) => {
         const refused = changeRefusal(writer, current.book, completeInput(input))
         return refused === undefined ? { write: input } : { stop: refused }
       })
-      if (result.outcome === 'not_found' || result.outcome === 'stopped') {
-        return result.outcome === 'stopped' ? result.stop : result
-      }
+      if (result.outcome === 'stopped') return result.stop
+      if (result.outcome === 'not_found' || result.outcome === 'version_mismatch') return result
       if (result.outcome === 'removed') throw new Error('a replace removed a book')
       return { outcome: 'replaced', book: result.book }
     },
@@ -188,10 +184,7 @@ export function createBooks(database: Database) {
         const errors = Object.fromEntries(readOnly.map((member) => [member, 'Is read-only: a patch cannot change it']))
         return { outcome: 'invalid', errors }
       }
-      const result = await repository.modify<PatchOutcome>(id, (current) => {
-        if (expectedVersions !== undefined && !expectedVersions.includes(current.version)) {
-          return { stop: { outcome: 'version_mismatch' } }
-        }
+      const result = await repository.modify<PatchOutcome>(id, expectedVersions, (current) => {
         const before = inputOf(current.book)
         const after = mergePatch.apply(structuredClone(before), patch) as Record<string, unknown>
         for (const member of CLEARABLE) after[member] ??= null
@@ -203,7 +196,7 @@ export function createBooks(database: Database) {
         if (isDeepStrictEqual(after, before)) return { stop: { outcome: 'patched', book: current, changed: false } }
         return { write: after as BookInput }
       })
-      if (result.outcome === 'not_found') return result
+      if (result.outcome === 'not_found' || result.outcome === 'version_mismatch') return result
       if (result.outcome === 'removed') throw new Error('a patch removed a book')
       return result.outcome === 'written' ? { outcome: 'patched', book: result.book, changed: true } : result.stop
     },
@@ -214,10 +207,7 @@ export function createBooks(database: Database) {
         const written = await repository.delete(id, expectedVersions)
         return written.outcome === 'done' ? { outcome: 'deleted' } : written
       }
-      const result = await repository.modify<DeleteOutcome>(id, (current) => {
-        if (expectedVersions !== undefined && !expectedVersions.includes(current.version)) {
-          return { stop: { outcome: 'version_mismatch' } }
-        }
+      const result = await repository.modify<DeleteOutcome>(id, expectedVersions, (current) => {
         const refused = changeRefusal(writer, current.book, undefined)
         return refused === undefined ? { remove: true } : { stop: refused }
       })

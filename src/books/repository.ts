@@ -522,14 +522,17 @@ export function createBooksRepository(db: Database) {
 
     /**
      * A read-modify-write (a patch, or a write that depends on the book as it is): reads the book locked for the
-     * transaction, then writes the input `next` makes of it, deletes it, or stops with what `next` returns
-     * instead. No other write of the book can come between the read and the write.
+     * transaction and, while it is at one of `expectedVersions` when given, writes the input `next` makes of it,
+     * deletes it, or stops with what `next` returns instead. No other write of the book can come between the read
+     * and the write.
      */
     modify<Stop>(
       id: string,
+      expectedVersions: number[] | undefined,
       next: (current: StoredBook) => { write: BookInput } | { remove: true } | { stop: Stop },
     ): Promise<
       | { outcome: 'not_found' }
+      | { outcome: 'version_mismatch' }
       | { outcome: 'written'; book: StoredBook }
       | { outcome: 'removed' }
       | { outcome: 'stopped'; stop: Stop }
@@ -538,6 +541,9 @@ export function createBooksRepository(db: Database) {
         const [row] = await tx.query<BookRow>(BOOK_SQL.findForUpdate, [id])
         if (row === undefined) return { outcome: 'not_found' }
         const current = toStoredBook(row)
+        if (expectedVersions !== undefined && !expectedVersions.includes(current.version)) {
+          return { outcome: 'version_mismatch' }
+        }
         const decided = next(current)
         if ('stop' in decided) return { outcome: 'stopped', stop: decided.stop }
         if ('remove' in decided) {
