@@ -10,11 +10,14 @@ import { Duration, HttpUrl, Secret } from '../config/variables.ts'
 import { parseAllowList } from './image-check.ts'
 
 export const VerifierEnvSchema = Type.Object({
-  VERIFIER_BOOKS_URL: HttpUrl(
-    'Where the books service answers: its HTTP port, which serves the event feed and the calls over Connect ' +
-      '(default http://127.0.0.1:8080), or with NATS_URL its GRPC_PORT (VERIFIER_BOOKS_PROTOCOL=grpc). A name ' +
-      'that resolves to several addresses is balanced over all of them',
-  ),
+  VERIFIER_BOOKS_URL: {
+    ...HttpUrl(
+      'Where the books service answers: its HTTP port, which serves the event feed and the calls over Connect, ' +
+        'or with NATS_URL its GRPC_PORT (VERIFIER_BOOKS_PROTOCOL=grpc). A name that resolves to several ' +
+        'addresses is balanced over all of them',
+    ),
+    default: 'http://127.0.0.1:8080',
+  },
   VERIFIER_BOOKS_PROTOCOL: Type.Enum(['connect', 'grpc'], {
     default: 'connect',
     description: 'connect for the HTTP port, grpc for the GRPC_PORT (with NATS_URL: the feed needs the HTTP port)',
@@ -98,7 +101,8 @@ const readEnv = environmentReader(VerifierEnvSchema, verifierProblems)
 
 /** Parses the environment into the verifier's frozen configuration, or throws a ConfigError naming every bad one. */
 export function parseVerifierConfig(source: Readonly<Record<string, string | undefined>>) {
-  const env = readEnv({ VERIFIER_BOOKS_URL: 'http://127.0.0.1:8080', OTEL_SERVICE_NAME: 'myapp-verifier', ...source })
+  // The shared OTEL_SERVICE_NAME defaults to the books service's name.
+  const env = readEnv({ OTEL_SERVICE_NAME: 'myapp-verifier', ...source })
   const { log, tracing } = observabilityConfig(env)
   const allow = allowList(env.VERIFIER_ALLOW_HOSTS)
   return deepFreeze({
